@@ -1,0 +1,29 @@
+# bevt_add_plugin(<name> SOURCES <files...> [LIBRARIES <targets...>])
+#
+# Builds one plugin library (which may register several plugins) against the SDK. In-tree the library lands
+# in build/lib/bevt/plugins, where bevt-run finds it; out of tree (find_package(bevt)) it lands in the
+# caller's binary folder, and BEVT_PLUGIN_PATH or --plugin-dir points the host at it.
+#
+# The library gets the plugin entry point (bevt::plugin_entry: the ABI check and the manifest that the
+# registration macro fills) and the precompiled torch header.
+function(bevt_add_plugin name)
+  cmake_parse_arguments(ARG "" "" "SOURCES;LIBRARIES" ${ARGN})
+  if(NOT ARG_SOURCES)
+    message(FATAL_ERROR "bevt_add_plugin(${name}): SOURCES is required")
+  endif()
+  add_library(${name} MODULE ${ARG_SOURCES})
+  # The registration macro references the entry object's registry, which pulls it (and the exported entry
+  # points beside it) out of the static library.
+  target_link_libraries(${name} PRIVATE bevt::plugin_entry bevt::sdk ${ARG_LIBRARIES})
+  set_target_properties(${name} PROPERTIES PREFIX "lib" OUTPUT_NAME "bevt_${name}")
+  if(TARGET bevt_warnings)
+    target_link_libraries(${name} PRIVATE bevt_warnings)
+  endif()
+  if(TARGET bevt_pch)
+    target_precompile_headers(${name} REUSE_FROM bevt_pch)
+    set_target_properties(${name} PROPERTIES LIBRARY_OUTPUT_DIRECTORY ${BEVT_PLUGIN_OUTPUT_DIR})
+    install(TARGETS ${name} LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR}/bevt/plugins)
+  else()
+    target_precompile_headers(${name} PRIVATE <bevt/torch.h>)
+  endif()
+endfunction()

@@ -1,0 +1,20 @@
+// Everything a plugin may include, in one header.
+#pragma once
+
+#include "bevt/backbone.h"
+#include "bevt/config.h"
+#include "bevt/context.h"
+#include "bevt/dataset.h"
+#include "bevt/error.h"
+#include "bevt/features.h"
+#include "bevt/head.h"
+#include "bevt/log.h"
+#include "bevt/masker.h"
+#include "bevt/plugin.h"
+#include "bevt/progress.h"
+#include "bevt/rng.h"
+#include "bevt/safetensors.h"
+#include "bevt/state_dict.h"
+#include "bevt/strings.h"
+#include "bevt/tokenizer.h"
+#include "bevt/version.h"

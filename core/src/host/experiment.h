@@ -1,0 +1,16 @@
+// Experiment files: TOML with `base = [...]` inheritance (deep merge; a table holding `_delete_ = true`
+// replaces the inherited one instead of merging, as in mmengine), then `--set a.b.c=value` overrides, in that
+// order. Source locations (file:line) survive merging so that validation errors name the line a user wrote.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "bevt/config.h"
+
+namespace bevt::host {
+
+// Loads `path` with its bases and applies `overrides` ("dotted.key=value", value a TOML literal or a bare word).
+Config load_experiment(const std::string& path, const std::vector<std::string>& overrides);
+
+}  // namespace bevt::host

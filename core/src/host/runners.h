@@ -1,0 +1,26 @@
+// Run modes (run.mode) and the functions that carry them out. Each trainer registers its runner here; the
+// host looks the mode up before it writes anything into work_dir.
+#pragma once
+
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "compose.h"
+
+namespace bevt::host {
+
+struct RunContext {
+  Config& root;
+  const RunSettings& run;
+  Composition& composition;
+  const Registry& registry;
+};
+
+using Runner = std::function<int(const RunContext&)>;
+
+void register_runner(const std::string& mode, Runner runner);
+// Throws UserError naming the modes this build can run.
+const Runner* find_runner(const std::string& mode, const std::string& where);
+
+}  // namespace bevt::host

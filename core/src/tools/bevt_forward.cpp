@@ -1,0 +1,168 @@
+// bevt-forward: runs one golden fixture of ../shared/fixtures (DESIGN.md, fixed conventions). It builds the
+// plugin that reproduces the fixture's official module (PluginInfo::official_names) from the official
+// constructor arguments, loads the official weights and input, and writes every output key the fixture
+// lists. With --check it also compares against the fixture's output.safetensors (relative L2 error per key,
+// token ids exactly) and exits 1 when a key is off.
+#include <CLI/CLI.hpp>
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+
+#include <filesystem>
+#include <iostream>
+
+#include "../host/cli_util.h"
+#include "bevt/backbone.h"
+#include "bevt/config.h"
+#include "bevt/error.h"
+#include "bevt/safetensors.h"
+#include "bevt/strings.h"
+#include "bevt/tokenizer.h"
+
+namespace fs = std::filesystem;
+using namespace bevt;
+using namespace bevt::host;
+
+namespace {
+
+const LoadedPlugin& plugin_for_module(const Registry& reg, const std::string& module, const std::string& where) {
+  std::vector<std::string> known;
+  for (const auto& p : reg.plugins()) {
+    for (const auto& n : p.info.official_names) {
+      if (n == module) return p;
+      known.push_back(n);
+    }
+  }
+  throw UserError(fmt::format("{}: no plugin reproduces official module '{}' (known: {}){}", where, module,
+                              known.empty() ? "none" : join(known), did_you_mean(module, known)));
+}
+
+TensorMap run_fixture(const Registry& reg, const std::string& dir, std::vector<std::string>& missing) {
+  std::string cfg_path = (fs::path(dir) / "config.toml").string();
+  Config fixture = Config::from_file(cfg_path);
+  std::string module = fixture.get_string("module");
+  const LoadedPlugin& plugin = plugin_for_module(reg, module, fixture.where("module"));
+  Config args = fixture.has("model_args") ? fixture.get_table("model_args").deep_copy() : Config();
+  Config input_spec = fixture.get_table("input");
+  Config output_spec = fixture.get_table("output");
+
+  args.validate(plugin.info.keys, {});
+  BuildContext ctx;
+  auto object = plugin.info.factory(args, ctx);
+
+  TensorMap weights = load_safetensors((fs::path(dir) / "weights.safetensors").string()).tensors;
+  TensorMap inputs = load_safetensors((fs::path(dir) / "input.safetensors").string()).tensors;
+  auto input_it = inputs.find("input");
+  if (input_it == inputs.end()) throw UserError(fmt::format("{}/input.safetensors: no tensor 'input'", dir));
+  torch::Tensor input = input_it->second.to(torch::kFloat32);
+  torch::Tensor mask;
+  if (input_spec.has("mask_key")) {
+    auto m = inputs.find(input_spec.get_string("mask_key"));
+    if (m == inputs.end())
+      throw UserError(fmt::format("{}/input.safetensors: no mask tensor '{}'", dir, input_spec.get_string("mask_key")));
+    mask = m->second.to(torch::kBool);
+  }
+
+  LoadOptions lo;
+  lo.source = (fs::path(dir) / "weights.safetensors").string();
+  TensorMap produced;
+  torch::NoGradGuard no_grad;
+  switch (plugin.info.kind) {
+    case Kind::Backbone: {
+      auto bb = std::static_pointer_cast<Backbone>(object);
+      bb->load_weights(weights, lo);
+      bb->eval();
+      bool is_img = input_spec.get_bool("is_img", false);
+      Features f = is_img ? bb->forward_image(input, mask) : bb->forward_video(input, mask);
+      for (const auto& [name, t] : f.items()) produced[name] = t;
+      break;
+    }
+    case Kind::Tokenizer: {
+      auto tok = std::static_pointer_cast<Tokenizer>(object);
+      tok->load_weights(weights, lo);
+      tok->eval();
+      torch::Tensor mapped = tok->prepare(input);
+      torch::Tensor logits = tok->logits(mapped);
+      produced["mapped_input"] = mapped;
+      produced["logits"] = logits;
+      produced["tokens"] = logits.argmax(1).to(torch::kInt64);
+      break;
+    }
+    default:
+      throw UserError(fmt::format("{}: fixtures of {} plugins are not supported", cfg_path, kind_name(plugin.info.kind)));
+  }
+  TensorMap out;
+  for (const auto& key : output_spec.keys()) {
+    auto it = produced.find(key);
+    if (it == produced.end()) {
+      missing.push_back(key);
+      continue;
+    }
+    out[key] = it->second.contiguous();
+  }
+  return out;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"bevt-forward: run a golden fixture through the plugin that reproduces its official module"};
+  std::string fixture, output;
+  std::vector<std::string> plugin_dirs, allow_missing;
+  bool check = false;
+  double rtol = 1e-4;
+  app.add_option("--fixture", fixture, "fixture folder (config.toml, weights/input/output.safetensors)")->required();
+  app.add_option("--output", output, "where to write the outputs (safetensors)")->required();
+  app.add_option("--plugin-dir", plugin_dirs, "extra folder of plugin libraries (repeatable)");
+  app.add_flag("--check", check, "compare with the fixture's output.safetensors; exit 1 when a key is off");
+  app.add_option("--rtol", rtol, "relative L2 error allowed per key with --check (default 1e-4)");
+  app.add_option("--allow-missing", allow_missing,
+                 "output keys this build may not produce (named, never silent), e.g. decoder outputs");
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::Success& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    std::cerr << "bevt-forward: error: " << e.what() << " (see bevt-forward --help)" << std::endl;
+    return 2;
+  }
+  return run_guarded("bevt-forward", [&]() -> int {
+    Registry reg = make_registry(plugin_dirs);
+    std::vector<std::string> missing;
+    TensorMap out = run_fixture(reg, fixture, missing);
+    for (const auto& m : missing) {
+      if (std::find(allow_missing.begin(), allow_missing.end(), m) == allow_missing.end())
+        throw RunError(fmt::format("{}: output key '{}' was not produced (pass --allow-missing {} if this build is "
+                                   "known not to produce it)",
+                                   fixture, m, m));
+      std::cout << fmt::format("{:<14} not produced (allowed by --allow-missing)\n", m);
+    }
+    save_safetensors(output, out, {{"fixture", fixture}});
+    if (!check) return 0;
+    TensorMap ref = load_safetensors((fs::path(fixture) / "output.safetensors").string()).tensors;
+    bool ok = true;
+    for (const auto& [name, t] : out) {
+      auto it = ref.find(name);
+      if (it == ref.end()) throw UserError(fmt::format("{}/output.safetensors: no reference for '{}'", fixture, name));
+      const torch::Tensor& r = it->second;
+      if (t.sizes() != r.sizes()) {
+        std::cout << fmt::format("{:<14} FAIL shape [{}] vs reference [{}]\n", name, fmt::join(t.sizes(), ","),
+                                 fmt::join(r.sizes(), ","));
+        ok = false;
+        continue;
+      }
+      if (!r.is_floating_point()) {
+        int64_t diff = t.to(r.scalar_type()).ne(r).sum().item<int64_t>();
+        std::cout << fmt::format("{:<14} {} {} of {} ids differ\n", name, diff == 0 ? "ok  " : "FAIL", diff, r.numel());
+        ok = ok && diff == 0;
+        continue;
+      }
+      double num = (t.to(torch::kFloat64) - r.to(torch::kFloat64)).norm().item<double>();
+      double den = r.to(torch::kFloat64).norm().item<double>();
+      double rel = den > 0 ? num / den : num;
+      bool pass = rel <= rtol;
+      std::cout << fmt::format("{:<14} {} rel_err {:.3e} (limit {:.0e})\n", name, pass ? "ok  " : "FAIL", rel, rtol);
+      ok = ok && pass;
+    }
+    return ok ? 0 : 1;
+  });
+}

@@ -1,0 +1,77 @@
+// bevt-run: composes an experiment from plugins by name and runs it (DESIGN.md).
+#include <CLI/CLI.hpp>
+#include <fmt/format.h>
+
+#include <filesystem>
+#include <iostream>
+
+#include "../host/cli_util.h"
+#include "../host/compose.h"
+#include "../host/experiment.h"
+#include "../host/runners.h"
+#include "../host/sections.h"
+#include "bevt/atomic_file.h"
+#include "bevt/error.h"
+#include "bevt/log.h"
+
+namespace fs = std::filesystem;
+using namespace bevt;
+using namespace bevt::host;
+
+int main(int argc, char** argv) {
+  CLI::App app{"bevt-run: BERT-style pre-training of video transformers, composed from plugins"};
+  std::string experiment, help_plugin, log_level = "info";
+  std::vector<std::string> overrides, plugin_dirs;
+  bool list = false, dry_run = false;
+  app.add_option("experiment", experiment, "experiment file (TOML)");
+  app.add_option("--set", overrides, "override a key: --set a.b.c=value (repeatable; applied after base files)");
+  app.add_option("--plugin-dir", plugin_dirs, "extra folder of plugin libraries (repeatable)");
+  app.add_flag("--list-plugins", list, "list the plugins found and the libraries that failed to load");
+  app.add_option("--help-plugin", help_plugin, "print a plugin's keys, types, defaults and docs");
+  app.add_flag("--dry-run", dry_run, "print the resolved config and the composed components, then exit");
+  app.add_option("--log-level", log_level, "debug | info | warn | error");
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::Success& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    std::cerr << "bevt-run: error: " << e.what() << " (see bevt-run --help)" << std::endl;
+    return 2;
+  }
+
+  // Plugin objects live inside this lambda's scope, so they are destroyed before exit handlers run.
+  return run_guarded("bevt-run", [&]() -> int {
+    auto level = parse_log_level(log_level);
+    if (!level) throw UserError(fmt::format("--log-level '{}' is not debug, info, warn or error", log_level));
+    set_log_level(*level);
+    Registry registry = make_registry(plugin_dirs);
+    if (list) {
+      std::cout << list_plugins(registry);
+      return 0;
+    }
+    if (!help_plugin.empty()) {
+      std::cout << describe_plugin(registry, help_plugin);
+      return 0;
+    }
+    if (experiment.empty()) throw UserError("no experiment file given (usage: bevt-run EXPERIMENT.toml [--set k=v])");
+
+    Config root = load_experiment(experiment, overrides);
+    RunSettings run = resolve_run(root, experiment);
+    if (run.threads > 0) torch::set_num_threads(static_cast<int>(run.threads));
+    Composition comp = compose(registry, root, run, /*build=*/true);
+    if (dry_run) {
+      std::cout << "# resolved experiment: " << experiment << "\n" << root.to_toml() << "\n\n" << describe(comp);
+      return 0;
+    }
+    const Runner* runner = find_runner(run.mode, root.where("run"));
+    fs::create_directories(run.work_dir);
+    std::string resolved = root.to_toml() + "\n";
+    AtomicFile cfg_file((fs::path(run.work_dir) / "config.toml").string());
+    cfg_file.write(resolved.data(), resolved.size());
+    cfg_file.commit();
+    set_log_file((fs::path(run.work_dir) / "log.txt").string());
+    log_info("experiment {} → {} (mode {}, device {}, seed {})", experiment, run.work_dir, run.mode, run.device,
+             run.seed);
+    return (*runner)(RunContext{root, run, comp, registry});
+  });
+}
