@@ -14,6 +14,7 @@
 #include "bevt/backbone.h"
 #include "bevt/config.h"
 #include "bevt/error.h"
+#include "bevt/head.h"
 #include "bevt/safetensors.h"
 #include "bevt/strings.h"
 #include "bevt/tokenizer.h"
@@ -74,6 +75,28 @@ TensorMap run_fixture(const Registry& reg, const std::string& dir, std::vector<s
       bool is_img = input_spec.get_bool("is_img", false);
       Features f = is_img ? bb->forward_image(input, mask) : bb->forward_video(input, mask);
       for (const auto& [name, t] : f.items()) produced[name] = t;
+      // Outputs the official module computes with its decoders (BEVT keeps them inside the backbone class;
+      // bevt keeps them in head plugins): a head declaring "<module>.image" / "<module>.video" produces "final".
+      std::string companion = module + (is_img ? ".image" : ".video");
+      for (const auto& p : reg.plugins()) {
+        if (p.info.kind != Kind::Head) continue;
+        if (std::find(p.info.official_names.begin(), p.info.official_names.end(), companion) ==
+            p.info.official_names.end())
+          continue;
+        Config head_cfg;
+        head_cfg.validate(p.info.keys, {});
+        BuildContext hctx;
+        hctx.backbone = bb->spec();
+        auto head = std::static_pointer_cast<Head>(p.info.factory(head_cfg, hctx));
+        LoadOptions hl = lo;
+        hl.strict = false;  // the fixture's weights hold the backbone's tensors too
+        LoadReport rep = head->load_weights(weights, hl);
+        if (!rep.missing.empty() || !rep.mismatched.empty())
+          throw UserError(fmt::format("{}: head '{}' does not fit: {}", lo.source, p.info.name, rep.summary()));
+        head->eval();
+        produced["final"] = head->forward(f, *bb);
+        break;
+      }
       break;
     }
     case Kind::Tokenizer: {
