@@ -88,6 +88,7 @@ struct Registrar {
 
 #define BEVT_CONCAT_IMPL(a, b) a##b
 #define BEVT_CONCAT(a, b) BEVT_CONCAT_IMPL(a, b)
-// Registers a plugin described by a PluginInfo expression (see bevt::plugin).
-#define BEVT_REGISTER(info_expr) \
-  static const ::bevt::detail::Registrar BEVT_CONCAT(bevt_registrar_, __COUNTER__)(info_expr)
+// Registers a plugin described by a PluginInfo expression (see bevt::plugin). Variadic so that the template
+// argument list inside the expression needs no extra parentheses.
+#define BEVT_REGISTER(...) \
+  static const ::bevt::detail::Registrar BEVT_CONCAT(bevt_registrar_, __COUNTER__)(__VA_ARGS__)
