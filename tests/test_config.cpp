@@ -1,0 +1,168 @@
+// Experiment files: inheritance, replacement, overrides, validation errors with file:line.
+#include <gtest/gtest.h>
+
+#include "bevt/config.h"
+#include "bevt/error.h"
+#include "host/compose.h"
+#include "host/experiment.h"
+#include "host/sections.h"
+#include "test_util.h"
+
+using bevt::Config;
+using bevt::UserError;
+using bevt::ValueType;
+namespace t = bevt::test;
+
+namespace {
+std::string error_of(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const UserError& e) {
+    return e.what();
+  }
+  return "(no UserError)";
+}
+
+std::filesystem::path write_tree() {
+  auto d = t::temp_dir("config_tree");
+  t::write_file(d / "_base" / "model.toml",
+                "[model.backbone]\nplugin = 'toy'\ndepths = [2, 2, 6, 2]\nwindow = [8, 7, 7]\n"
+                "[model.backbone.extra]\na = 1\nb = 2\n");
+  t::write_file(d / "_base" / "run.toml", "[run]\nseed = 1\nmode = 'pretrain'\nlog_every = 5\n");
+  t::write_file(d / "exp.toml",
+                "base = ['_base/model.toml', '_base/run.toml']\n"
+                "[run]\nseed = 2\n"
+                "[model.backbone]\nwindow = [16, 7, 7]\n"
+                "[model.backbone.extra]\n_delete_ = true\nc = 3\n");
+  return d;
+}
+}  // namespace
+
+TEST(Config, InheritsMergesAndReplaces) {
+  auto d = write_tree();
+  Config c = bevt::host::load_experiment((d / "exp.toml").string(), {});
+  Config run = c.get_table("run");
+  EXPECT_EQ(run.get_int("seed"), 2);       // derived wins
+  EXPECT_EQ(run.get_int("log_every"), 5);  // inherited
+  Config bb = c.get_table("model").get_table("backbone");
+  EXPECT_EQ(bb.get_int_list("window"), (std::vector<int64_t>{16, 7, 7}));  // arrays replace
+  EXPECT_EQ(bb.get_int_list("depths"), (std::vector<int64_t>{2, 2, 6, 2}));
+  Config extra = bb.get_table("extra");
+  EXPECT_FALSE(extra.has("a"));  // _delete_ replaced the inherited table
+  EXPECT_EQ(extra.get_int("c"), 3);
+  EXPECT_FALSE(extra.has("_delete_"));
+  EXPECT_FALSE(c.has("base"));
+}
+
+TEST(Config, OverridesApplyLastWithTypes) {
+  auto d = write_tree();
+  Config c = bevt::host::load_experiment(
+      (d / "exp.toml").string(),
+      {"run.seed=9", "model.backbone.lr=0.5", "model.backbone.flag=true", "model.backbone.name='x y'",
+       "model.backbone.window=[4,7,7]", "run.device=cpu", "new.table.key=1"});
+  EXPECT_EQ(c.get_table("run").get_int("seed"), 9);
+  Config bb = c.get_table("model").get_table("backbone");
+  EXPECT_DOUBLE_EQ(bb.get_float("lr"), 0.5);
+  EXPECT_TRUE(bb.get_bool("flag"));
+  EXPECT_EQ(bb.get_string("name"), "x y");
+  EXPECT_EQ(bb.get_int_list("window"), (std::vector<int64_t>{4, 7, 7}));
+  EXPECT_EQ(c.get_table("run").get_string("device"), "cpu");  // a bare word is a string
+  EXPECT_EQ(c.get_table("new").get_table("table").get_int("key"), 1);
+  EXPECT_EQ(bb.where("lr"), "--set model.backbone.lr=0.5");
+}
+
+TEST(Config, OverrideErrors) {
+  auto d = write_tree();
+  auto p = (d / "exp.toml").string();
+  EXPECT_NE(error_of([&] { bevt::host::load_experiment(p, {"run.seed"}); }).find("expected KEY=VALUE"),
+            std::string::npos);
+  EXPECT_NE(error_of([&] { bevt::host::load_experiment(p, {"run.seed.x=1"}); }).find("is a integer, not a table"),
+            std::string::npos);
+}
+
+TEST(Config, SourceLinesSurviveInheritance) {
+  auto d = write_tree();
+  Config c = bevt::host::load_experiment((d / "exp.toml").string(), {});
+  Config bb = c.get_table("model").get_table("backbone");
+  EXPECT_EQ(bb.where("window"), (d / "exp.toml").string() + ":5");
+  EXPECT_EQ(bb.where("depths"), (d / "_base" / "model.toml").string() + ":3");
+}
+
+TEST(Config, UnknownKeyNamesLineAndNearest) {
+  Config c = Config::from_toml("plugin = 'x'\nembed_dim = 3\n\ndeths = [1]\n", "exp.toml");
+  std::string e = error_of([&] {
+    c.validate({bevt::key("embed_dim", 96, "d"), bevt::key("depths", std::vector<int64_t>{2}, "d")});
+  });
+  EXPECT_NE(e.find("exp.toml:4: unknown key 'deths'"), std::string::npos) << e;
+  EXPECT_NE(e.find("did you mean 'depths'"), std::string::npos) << e;
+}
+
+TEST(Config, WrongTypeNamesExpectedAndFound) {
+  Config c = Config::from_toml("embed_dim = 'big'\nlr = 1\nratios = [1, 2.5]\n", "exp.toml");
+  std::string e = error_of([&] { c.validate({bevt::key("embed_dim", 96, "d")}, {"lr", "ratios"}); });
+  EXPECT_NE(e.find("exp.toml:1: key 'embed_dim' should be of type integer, found string"), std::string::npos) << e;
+  // integers are accepted where floats are expected
+  EXPECT_NO_THROW(c.validate({bevt::key("embed_dim", "x", "d"), bevt::key("lr", 0.1, "d"),
+                              bevt::key("ratios", std::vector<double>{0.5}, "d")}));
+  EXPECT_EQ(c.get_float_list("ratios"), (std::vector<double>{1.0, 2.5}));
+}
+
+TEST(Config, MissingRequiredKeyNamesTheTable) {
+  Config root = Config::from_toml("[data.train]\nplugin = 'kinetics'\n", "exp.toml");
+  Config c = root.get_table("data").get_table("train");
+  std::string e = error_of([&] { c.validate({bevt::required_key("root", ValueType::String, "dataset folder")}); });
+  EXPECT_NE(e.find("missing required key 'root' in [data.train]"), std::string::npos) << e;
+}
+
+TEST(Config, DefaultsAreFilledIn) {
+  Config c = Config::from_toml("a = 1\n", "x.toml");
+  c.validate({bevt::key("a", 0, ""), bevt::key("b", 2.5, ""), bevt::key("c", "s", ""),
+              bevt::key("d", std::vector<int64_t>{1, 2}, ""), bevt::key("e", true, "")},
+             {});
+  EXPECT_DOUBLE_EQ(c.get_float("b"), 2.5);
+  EXPECT_EQ(c.get_string("c"), "s");
+  EXPECT_EQ(c.get_int_list("d"), (std::vector<int64_t>{1, 2}));
+  EXPECT_TRUE(c.get_bool("e"));
+}
+
+TEST(Config, InvalidTomlAndBaseProblems) {
+  auto d = t::temp_dir("config_bad");
+  t::write_file(d / "bad.toml", "[run]\nseed = = 1\n");
+  t::write_file(d / "a.toml", "base = 'b.toml'\n");
+  t::write_file(d / "b.toml", "base = 'a.toml'\n");
+  t::write_file(d / "nobase.toml", "base = 'missing.toml'\n");
+  EXPECT_NE(error_of([&] { bevt::host::load_experiment((d / "bad.toml").string(), {}); }).find("bad.toml:2:"),
+            std::string::npos);
+  EXPECT_NE(error_of([&] { bevt::host::load_experiment((d / "a.toml").string(), {}); }).find("cycle"),
+            std::string::npos);
+  EXPECT_NE(error_of([&] { bevt::host::load_experiment((d / "nobase.toml").string(), {}); })
+                .find("base file 'missing.toml' not found"),
+            std::string::npos);
+}
+
+TEST(Config, RunSectionIsValidated) {
+  Config c = Config::from_toml("[run]\nmode = 'pretrian'\n", "exp.toml");
+  std::string e = error_of([&] { bevt::host::resolve_run(c, "exp.toml"); });
+  EXPECT_NE(e.find("did you mean 'pretrain'"), std::string::npos) << e;
+  Config ok = Config::from_toml("[run]\ndevice = 'cpu'\n", "exp.toml");
+  auto run = bevt::host::resolve_run(ok, "experiments/exp.toml");
+  EXPECT_EQ(run.work_dir, "work_dirs/exp");
+  EXPECT_EQ(run.device, "cpu");
+  Config dev = Config::from_toml("[run]\ndevice = 'tpu'\n", "exp.toml");
+  EXPECT_NE(error_of([&] { bevt::host::resolve_run(dev, "exp.toml"); }).find("not auto, cpu, cuda or cuda:N"),
+            std::string::npos);
+}
+
+TEST(Config, StrayTablesAreErrors) {
+  Config c = Config::from_toml("[run]\nseed = 1\n[optimiser]\nlr = 1\n", "exp.toml");
+  std::string e = error_of([&] { bevt::host::find_components(c); });
+  EXPECT_NE(e.find("table [optimiser] is not a host section"), std::string::npos) << e;
+  Config g = Config::from_toml("[model.backbone]\nplugin = 'x'\n[model.extra]\nfoo = 1\n", "exp.toml");
+  e = error_of([&] { bevt::host::find_components(g); });
+  EXPECT_NE(e.find("table [model.extra] has no 'plugin' key"), std::string::npos) << e;
+  Config ok = Config::from_toml("[model.backbone]\nplugin = 'x'\n[model.heads.mim]\nplugin = 'y'\n", "exp.toml");
+  auto comps = bevt::host::find_components(ok);
+  ASSERT_EQ(comps.size(), 2u);
+  EXPECT_EQ(comps[0].expected, bevt::Kind::Backbone);
+  EXPECT_EQ(comps[1].expected, bevt::Kind::Head);
+}

@@ -1,0 +1,47 @@
+// Helpers for tests: temporary folders, files, and running the real executables.
+#pragma once
+
+#include <sys/wait.h>
+
+#include <array>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <string>
+
+namespace bevt::test {
+
+inline std::filesystem::path temp_dir(const std::string& name) {
+  auto d = std::filesystem::path(BEVT_TEST_TMP) / name;
+  std::filesystem::remove_all(d);
+  std::filesystem::create_directories(d);
+  return d;
+}
+
+inline void write_file(const std::filesystem::path& p, const std::string& text) {
+  std::filesystem::create_directories(p.parent_path());
+  std::ofstream(p, std::ios::binary) << text;
+}
+
+struct CmdResult {
+  int status = -1;     // exit status, or 128+signal
+  std::string output;  // stdout and stderr together
+};
+
+// Runs a shell command line; stderr is merged into the captured output.
+inline CmdResult run(const std::string& cmd) {
+  CmdResult r;
+  std::FILE* p = popen((cmd + " 2>&1").c_str(), "r");
+  if (!p) return r;
+  std::array<char, 4096> buf{};
+  size_t n;
+  while ((n = std::fread(buf.data(), 1, buf.size(), p)) > 0) r.output.append(buf.data(), n);
+  int st = pclose(p);
+  r.status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+  return r;
+}
+
+inline std::string bin(const std::string& tool) { return std::string(BEVT_BIN_DIR) + "/" + tool; }
+inline std::string test_plugins(const std::string& sub) { return std::string(BEVT_TEST_PLUGIN_DIR) + "/" + sub; }
+
+}  // namespace bevt::test
