@@ -15,6 +15,9 @@ find_package(nlohmann_json REQUIRED)
 find_package(CLI11 REQUIRED)
 find_package(Threads REQUIRED)
 find_package(Boost 1.70 REQUIRED)  # header-only use: Boost.DLL with std::filesystem
+find_package(PkgConfig REQUIRED)
+pkg_check_modules(FFMPEG REQUIRED IMPORTED_TARGET libavformat libavcodec libswscale libavutil)
+find_package(OpenCV REQUIRED COMPONENTS core imgproc imgcodecs)
 
 # Whether this torch was built with CUDA: part of the plugin build fingerprint.
 if(TORCH_CUDA_LIBRARIES OR CAFFE2_USE_CUDA)

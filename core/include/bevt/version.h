@@ -33,9 +33,13 @@
 // Everything that must agree between the host and a plugin for C++ objects (std::string, torch::Tensor,
 // nn::Module) to cross the library boundary safely. The compiler counts by family and major version: the
 // libstdc++ ABI is stable within one, torch's C++ API is not across minor versions.
+#if defined(BEVT_FINGERPRINT_OVERRIDE)  // lets the tests build a deliberately mismatched library
+#define BEVT_BUILD_FINGERPRINT BEVT_FINGERPRINT_OVERRIDE
+#else
 #define BEVT_BUILD_FINGERPRINT                                                                   \
   "compiler=" BEVT_COMPILER_ID ";torch=" BEVT_STR(TORCH_VERSION_MAJOR) "." BEVT_STR(           \
       TORCH_VERSION_MINOR) ";cxx11abi=" BEVT_CXX11_ABI ";cuda=" BEVT_STR(BEVT_TORCH_CUDA)
+#endif
 
 namespace bevt {
 inline constexpr int kSdkAbiVersion = BEVT_SDK_ABI_VERSION;

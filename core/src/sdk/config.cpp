@@ -240,7 +240,7 @@ const toml::node& require(const Config& c, const toml::table& t, std::string_vie
   return *n;
 }
 [[noreturn]] void wrong_type(const Config& c, std::string_view key, const char* expected, const toml::node& n) {
-  throw UserError(fmt::format("{}: key '{}' should be a {}, found a {}", c.where(key),
+  throw UserError(fmt::format("{}: key '{}' should be of type {}, found {}", c.where(key),
                               join_path(c.path(), key), expected, describe_node_type(n)));
 }
 }  // namespace
@@ -372,7 +372,7 @@ void Config::validate(const std::vector<KeySpec>& spec, const std::vector<std::s
       continue;
     }
     if (!type_accepts(k.type, *n))
-      throw UserError(fmt::format("{}: key '{}' should be a {}, found a {}", where(k.name),
+      throw UserError(fmt::format("{}: key '{}' should be of type {}, found {}", where(k.name),
                                   join_path(path(), k.name), type_name(k.type), describe_node_type(*n)));
   }
 }
