@@ -1,0 +1,30 @@
+// Image decoder: fpn.0 = ConvTranspose2d(8C,8C,k2,s2) on stage4, concat [stage3, up] on channels,
+// lm_down Linear(12C,8C), the backbone's final norm -> [B, H3*W3, 8C] (or logits).
+#include "mim_image.h"
+
+#include <fmt/format.h>
+
+#include "bevt/backbone.h"
+#include "bevt/error.h"
+
+namespace bevt::mim {
+
+MimImageHead::MimImageHead(const Config& cfg, const BuildContext& ctx) : MimHeadBase(cfg, ctx, "mim_image") {
+  fpn = register_module("fpn", torch::nn::Sequential(torch::nn::ConvTranspose2d(
+                                   torch::nn::ConvTranspose2dOptions(c4, c4, 2).stride(2))));
+  lm_down = register_module("lm_down", torch::nn::Linear(c3 + c4, c4));
+}
+
+torch::Tensor MimImageHead::forward(const Features& f, Backbone& backbone) {
+  const auto& x3 = f.at("stage3");
+  const auto& x4 = f.at("stage4");
+  if (x3.dim() != 4 || x4.dim() != 4)
+    throw UserError(fmt::format("mim_image: expects image features [B,C,H,W], got stage3 with {} dims", x3.dim()));
+  auto up = fpn->forward(x4);
+  // Official sizes match exactly; an odd stage-3 grid leaves one extra row/column, cropped here.
+  up = up.narrow(2, 0, x3.size(2)).narrow(3, 0, x3.size(3));
+  auto x = torch::cat({channels_last(x3), channels_last(up)}, -1);
+  return finish(lm_down->forward(x), backbone);
+}
+
+}  // namespace bevt::mim

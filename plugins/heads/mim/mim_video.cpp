@@ -1,0 +1,35 @@
+// Video decoder: fpn_s.0 = ConvTranspose3d k=s=(1,2,2) on stage4, concat [stage3, up], lm_down_st.0
+// Linear(12C,8C), fpn_t.0 = ConvTranspose3d k=s=(2,1,1), the backbone's final norm -> [B, 2T*H3*W3, 8C]
+// in (t, h, w) token order (or logits).
+#include "mim_video.h"
+
+#include <fmt/format.h>
+
+#include "bevt/backbone.h"
+#include "bevt/error.h"
+
+namespace bevt::mim {
+
+MimVideoHead::MimVideoHead(const Config& cfg, const BuildContext& ctx) : MimHeadBase(cfg, ctx, "mim_video") {
+  using torch::nn::ConvTranspose3d;
+  using torch::nn::ConvTranspose3dOptions;
+  fpn_s = register_module("fpn_s", torch::nn::Sequential(ConvTranspose3d(
+                                       ConvTranspose3dOptions(c4, c4, {1, 2, 2}).stride({1, 2, 2}))));
+  lm_down_st = register_module("lm_down_st", torch::nn::Sequential(torch::nn::Linear(c3 + c4, c4)));
+  fpn_t = register_module("fpn_t", torch::nn::Sequential(ConvTranspose3d(
+                                       ConvTranspose3dOptions(c4, c4, {2, 1, 1}).stride({2, 1, 1}))));
+}
+
+torch::Tensor MimVideoHead::forward(const Features& f, Backbone& backbone) {
+  const auto& x3 = f.at("stage3");
+  const auto& x4 = f.at("stage4");
+  if (x3.dim() != 5 || x4.dim() != 5)
+    throw UserError(fmt::format("mim_video: expects video features [B,C,T,H,W], got stage3 with {} dims", x3.dim()));
+  auto up = fpn_s->forward(x4);
+  up = up.narrow(3, 0, x3.size(3)).narrow(4, 0, x3.size(4));
+  auto x = lm_down_st->forward(torch::cat({channels_last(x3), channels_last(up)}, -1));  // [B,T,H,W,C]
+  x = fpn_t->forward(x.permute({0, 4, 1, 2, 3}));                                          // [B,C,2T,H,W]
+  return finish(channels_last(x), backbone);
+}
+
+}  // namespace bevt::mim
