@@ -62,13 +62,13 @@ bool same(const torch::Tensor& a, const torch::Tensor& b) { return torch::equal(
 
 }  // namespace
 
-TEST(Maskers, AllRegistered) {
+TEST(maskers, AllRegistered) {
   auto names = registry().names(bevt::Kind::Masker);
   for (const char* n : {"blockwise", "bevt_tube", "tube_random", "random"})
     EXPECT_NE(std::find(names.begin(), names.end(), n), names.end()) << n;
 }
 
-TEST(Maskers, ShapeAndType) {
+TEST(maskers, ShapeAndType) {
   bevt::Rng rng(3);
   for (const char* n : {"blockwise", "bevt_tube", "tube_random", "random"}) {
     auto m = make(n)->sample({8, 14, 14}, rng);
@@ -80,7 +80,7 @@ TEST(Maskers, ShapeAndType) {
 }
 
 // BEVT's image stream: 14x14, 98 target, blocks >= 16. Official Python: mean 97.5, never above 98.
-TEST(Maskers, BlockwiseOfficialStatistics) {
+TEST(maskers, BlockwiseOfficialStatistics) {
   auto m = make("blockwise");
   bevt::Rng rng(20220101);
   const int draws = 10000;
@@ -100,7 +100,7 @@ TEST(Maskers, BlockwiseOfficialStatistics) {
   EXPECT_GE(lo, 16);
 }
 
-TEST(Maskers, BlockwiseNeverOvershootsOtherSettings) {
+TEST(maskers, BlockwiseNeverOvershootsOtherSettings) {
   bevt::Rng rng(5);
   auto small = make("blockwise", "num_masking_patches = 75\nmin_num_patches = 4\nmax_num_patches = 20");
   for (int i = 0; i < 500; ++i) EXPECT_LE(count(small->sample({1, 14, 14}, rng)), 75);
@@ -108,7 +108,7 @@ TEST(Maskers, BlockwiseNeverOvershootsOtherSettings) {
   EXPECT_EQ(count(none->sample({1, 14, 14}, rng)), 0);
 }
 
-TEST(Maskers, BlockwiseRepeatsOverTime) {
+TEST(maskers, BlockwiseRepeatsOverTime) {
   bevt::Rng rng(9);
   auto m = make("blockwise")->sample({4, 14, 14}, rng);
   for (int64_t t = 1; t < 4; ++t) EXPECT_TRUE(same(m[t], m[0]));
@@ -116,7 +116,7 @@ TEST(Maskers, BlockwiseRepeatsOverTime) {
 }
 
 // BEVT's video stream: 8x14x14, one 14x14 blockwise mask over a cyclic run of 4..8 slots.
-TEST(Maskers, BevtTubeOfficialStatistics) {
+TEST(maskers, BevtTubeOfficialStatistics) {
   auto m = make("bevt_tube");
   bevt::Rng rng(20220102);
   const int draws = 10000;
@@ -158,7 +158,7 @@ TEST(Maskers, BevtTubeOfficialStatistics) {
   EXPECT_GT(wraps, draws / 10);
 }
 
-TEST(Maskers, BevtTubeCustomRange) {
+TEST(maskers, BevtTubeCustomRange) {
   bevt::Rng rng(11);
   auto full = make("bevt_tube", "masked_tube_range = [1.0, 1.0]");
   for (int i = 0; i < 50; ++i) {
@@ -171,7 +171,7 @@ TEST(Maskers, BevtTubeCustomRange) {
 }
 
 // VideoMAE: 8x14x14 at 0.9 masks exactly int(0.9*196) = 176 cells per frame, the same cells in every frame.
-TEST(Maskers, TubeRandomExact) {
+TEST(maskers, TubeRandomExact) {
   auto m = make("tube_random");
   bevt::Rng rng(7);
   const int64_t n = static_cast<int64_t>(0.9 * 196);
@@ -196,7 +196,7 @@ TEST(Maskers, TubeRandomExact) {
   EXPECT_LT(freq.max().item<int64_t>(), 1890);
 }
 
-TEST(Maskers, RandomExactAndIndependent) {
+TEST(maskers, RandomExactAndIndependent) {
   bevt::Rng rng(8);
   auto exact = make("random");
   for (int i = 0; i < 200; ++i) EXPECT_EQ(count(exact->sample({8, 14, 14}, rng)), 8 * 196 / 2);
@@ -211,7 +211,7 @@ TEST(Maskers, RandomExactAndIndependent) {
   EXPECT_FALSE(same(m[0], m[1]));
 }
 
-TEST(Maskers, SameSeedSameMaskDifferentSeedsDiffer) {
+TEST(maskers, SameSeedSameMaskDifferentSeedsDiffer) {
   for (const char* n : {"blockwise", "bevt_tube", "tube_random", "random"}) {
     auto m = make(n);
     bevt::Rng a(42), b(42), c(43);
@@ -229,7 +229,7 @@ TEST(Maskers, SameSeedSameMaskDifferentSeedsDiffer) {
 
 // Masks drawn in threads, each sample with its own Rng seeded by Rng::derive(seed, {index}), equal the
 // sequential ones (one masker instance shared by all threads).
-TEST(Maskers, ThreadsMatchSequential) {
+TEST(maskers, ThreadsMatchSequential) {
   const uint64_t seed = 1234;
   const int count_per = 64, threads = 4, total = count_per * threads;
   for (const char* n : {"blockwise", "bevt_tube", "tube_random", "random"}) {
@@ -252,10 +252,11 @@ TEST(Maskers, ThreadsMatchSequential) {
   }
 }
 
-TEST(Maskers, BadConfigsNameTheKey) {
+TEST(maskers, BadConfigsNameTheKey) {
   auto expect_key = [](const std::string& msg, const std::string& key) {
     EXPECT_NE(msg.find(key), std::string::npos) << "message '" << msg << "' should name " << key;
     EXPECT_EQ(msg.find('\n'), std::string::npos) << "one line: " << msg;
+    std::printf("  %s\n", msg.c_str());
   };
   expect_key(error_of("tube_random", "mask_ratio = 1.5"), "mask_ratio");
   expect_key(error_of("random", "mask_ratio = -0.1"), "mask_ratio");
@@ -271,7 +272,9 @@ TEST(Maskers, BadConfigsNameTheKey) {
   expect_key(error_of("blockwise", "num_masking_patch = 3"), "num_masking_patch");  // unknown key (host)
   // Grid-dependent problems surface when sampling.
   const Grid tiny{1, 4, 4}, image{1, 14, 14}, two{2, 14, 14};
-  expect_key(error_of("blockwise", "", &tiny), "min_num_patches");  // 16 > 3x3 blocks
+  expect_key(error_of("blockwise", "num_masking_patches = 16", &tiny), "min_num_patches");
+  const Grid line{1, 1, 14};
+  expect_key(error_of("blockwise", "num_masking_patches = 10\nmax_num_patches = 16", &line), "min_num_patches");
   expect_key(error_of("blockwise", "num_masking_patches = 200", &image), "num_masking_patches");
   expect_key(error_of("bevt_tube", "masked_tube_range = [0.1, 0.2]", &two), "masked_tube_range");
   const Grid empty{0, 14, 14};
@@ -279,7 +282,7 @@ TEST(Maskers, BadConfigsNameTheKey) {
 }
 
 // Not run by default: a long run for the report's expectation (--gtest_also_run_disabled_tests).
-TEST(Maskers, DISABLED_LongRunExpectation) {
+TEST(maskers, DISABLED_LongRunExpectation) {
   auto m = make("blockwise");
   bevt::Rng rng(99);
   const int draws = 1000000;
