@@ -31,7 +31,7 @@ std::string tmp(const std::string& name) {
   return (std::filesystem::path(BEVT_TEST_TMP) / name).string();
 }
 
-TEST(Dalle, ShapesForOtherSizesAndBatches) {
+TEST(dalle, ShapesForOtherSizesAndBatches) {
   torch::manual_seed(0);
   auto tok = make(kSmall);
   EXPECT_EQ(tok->vocab_size(), 64);
@@ -55,13 +55,13 @@ TEST(Dalle, ShapesForOtherSizesAndBatches) {
   EXPECT_EQ(two->tokenize(torch::rand({2, 3, 16, 24})).sizes(), (std::vector<int64_t>{2, 8, 12}));
 }
 
-TEST(Dalle, PrepareIsMapPixels) {
+TEST(dalle, PrepareIsMapPixels) {
   auto tok = make(kSmall);
   torch::Tensor x = torch::tensor({0.0f, 0.5f, 1.0f}).reshape({1, 1, 1, 3});
   EXPECT_TRUE(torch::allclose(tok->prepare(x), torch::tensor({0.1f, 0.5f, 0.9f}).reshape({1, 1, 1, 3})));
 }
 
-TEST(Dalle, FullConfigurationHasOfficialKeysAndSize) {
+TEST(dalle, FullConfigurationHasOfficialKeysAndSize) {
   auto tok = make("");
   EXPECT_EQ(tok->vocab_size(), 8192);
   EXPECT_EQ(tok->input_size(), 112);
@@ -94,7 +94,7 @@ TEST(Dalle, FullConfigurationHasOfficialKeysAndSize) {
   EXPECT_EQ(tok->tokenize(torch::rand({1, 3, 112, 112})).sizes(), (std::vector<int64_t>{1, 14, 14}));
 }
 
-TEST(Dalle, TokenizeRejectsBadInput) {
+TEST(dalle, TokenizeRejectsBadInput) {
   auto tok = make(kSmall);
   EXPECT_THROW(tok->tokenize(torch::rand({2, 3, 48, 48}) * 255), bevt::UserError);
   EXPECT_THROW(tok->tokenize(torch::rand({2, 3, 48, 48}) - 0.5), bevt::UserError);
@@ -103,7 +103,7 @@ TEST(Dalle, TokenizeRejectsBadInput) {
   EXPECT_THROW(tok->tokenize(torch::rand({2, 3, 44, 48})), bevt::UserError);  // not a multiple of 8
 }
 
-TEST(Dalle, LoadsItsExportAndBevtPrefix) {
+TEST(dalle, LoadsItsExportAndBevtPrefix) {
   torch::manual_seed(1);
   auto a = make(kSmall);
   std::string path = tmp("dalle_small.safetensors");
@@ -121,7 +121,7 @@ TEST(Dalle, LoadsItsExportAndBevtPrefix) {
   EXPECT_TRUE(torch::equal(a->logits(a->prepare(img)), c->logits(c->prepare(img))));
 }
 
-TEST(Dalle, WeightErrorsAreOneLineUserErrors) {
+TEST(dalle, WeightErrorsAreOneLineUserErrors) {
   try {
     make(std::string(kSmall) + "weights = \"/nonexistent/encoder.safetensors\"\n");
     FAIL() << "no error";

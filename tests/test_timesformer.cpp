@@ -30,9 +30,18 @@ const char* kSmall =
     "img_size = 64\npatch_size = 16\nnum_classes = 10\nembed_dim = 64\ndepth = 2\nnum_heads = 4\n"
     "qkv_bias = true\ndrop_path_rate = 0.0\nnum_frames = 4\nnorm_eps = 1e-6\n";
 
+// kSmall with the keys of `extra` (one "key = value" per line) replaced.
+std::string small_with(const std::string& extra) {
+  std::istringstream base(kSmall);
+  std::string out = extra, line;
+  while (std::getline(base, line))
+    if (extra.find(line.substr(0, line.find(' ')) + " =") == std::string::npos) out += line + "\n";
+  return out;
+}
+
 std::shared_ptr<bevt::Backbone> small(const std::string& extra = "") {
   torch::manual_seed(0);
-  auto bb = make("timesformer", std::string(kSmall) + extra);
+  auto bb = make("timesformer", small_with(extra));
   // Perturb everything (temporal_fc and time_embed start at zero) so that no path is trivially inert.
   torch::NoGradGuard g;
   for (auto& p : bb->parameters()) p.add_(torch::randn_like(p) * 0.02);
@@ -44,7 +53,7 @@ double rel(const torch::Tensor& a, const torch::Tensor& b) {
   return (a - b).norm().item<double>() / std::max(b.norm().item<double>(), 1e-12);
 }
 
-TEST(TimeSformer, BasePresetHasOfficialKeysAndSize) {
+TEST(timesformer, BasePresetHasOfficialKeysAndSize) {
   auto bb = make("timesformer_base", "num_classes = 400\n");
   std::ifstream in(std::string(BEVT_SOURCE_DIR) + "/../shared/reference/keys/keys_timesformer_base_k400.txt");
   ASSERT_TRUE(in.good());
@@ -84,7 +93,7 @@ TEST(TimeSformer, BasePresetHasOfficialKeysAndSize) {
   EXPECT_TRUE(bb->load_weights(ckpt).ok());
 }
 
-TEST(TimeSformer, OtherBatchFramesAndSizes) {
+TEST(timesformer, OtherBatchFramesAndSizes) {
   auto bb = small();
   torch::NoGradGuard g;
   torch::Tensor clip = torch::randn({3, 3, 6, 48, 80});  // 6 frames (time_embed 4 -> 6), 3x5 grid (pos 4x4)
@@ -109,7 +118,7 @@ TEST(TimeSformer, OtherBatchFramesAndSizes) {
   EXPECT_TRUE(torch::allclose(tok.permute({0, 4, 3, 1, 2}), f.at("out")));
 }
 
-TEST(TimeSformer, ImagePathEqualsOneFrameVideoWithoutTemporalContribution) {
+TEST(timesformer, ImagePathEqualsOneFrameVideoWithoutTemporalContribution) {
   auto bb = small();
   {
     torch::NoGradGuard g;
@@ -129,7 +138,7 @@ TEST(TimeSformer, ImagePathEqualsOneFrameVideoWithoutTemporalContribution) {
   EXPECT_GT(rel(bb2->forward_image(img).at("out"), bb2->forward_video(img.unsqueeze(2)).at("out").squeeze(2)), 1e-4);
 }
 
-TEST(TimeSformer, MaskReplacesPatchTokens) {
+TEST(timesformer, MaskReplacesPatchTokens) {
   auto bb = small();
   torch::NoGradGuard g;
   torch::Tensor clip = torch::randn({2, 3, 4, 64, 64});
@@ -153,7 +162,7 @@ TEST(TimeSformer, MaskReplacesPatchTokens) {
   EXPECT_THROW(bb->forward_video(clip, torch::zeros({2, 4, 3, 3}, torch::kBool)), bevt::UserError);
 }
 
-TEST(TimeSformer, GradCheckpointingGivesTheSameGradients) {
+TEST(timesformer, GradCheckpointingGivesTheSameGradients) {
   auto run = [&](bool ckpt) {
     auto bb = small("drop_path_rate = 0.3\ndrop_rate = 0.1\n");
     bb->train();
@@ -173,7 +182,7 @@ TEST(TimeSformer, GradCheckpointingGivesTheSameGradients) {
   for (const auto& [k, g] : plain) EXPECT_LT(rel(ckpt.at(k), g), 1e-5) << k;
 }
 
-TEST(TimeSformer, ImageNetCheckpointGetsTheOfficialTemporalInit) {
+TEST(timesformer, ImageNetCheckpointGetsTheOfficialTemporalInit) {
   auto src = small();
   bevt::TensorMap vit;
   for (const auto& [k, t] : src->export_weights()) {
@@ -203,7 +212,7 @@ TEST(TimeSformer, ImageNetCheckpointGetsTheOfficialTemporalInit) {
                            k400.at("time_embed").select(1, 1)));
 }
 
-TEST(TimeSformer, BadInputIsAUserError) {
+TEST(timesformer, BadInputIsAUserError) {
   auto bb = small();
   torch::NoGradGuard g;
   EXPECT_THROW(bb->forward_video(torch::randn({2, 3, 64, 64})), bevt::UserError);
