@@ -1,0 +1,496 @@
+#include "bevt/video_io.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cstring>
+#include <map>
+#include <mutex>
+#include <set>
+
+#include <fmt/format.h>
+
+extern "C" {
+#include <libavcodec/avcodec.h>
+#include <libavformat/avformat.h>
+#include <libavutil/imgutils.h>
+#include <libavutil/opt.h>
+#include <libswscale/swscale.h>
+}
+
+namespace bevt {
+namespace {
+
+std::string av_err(int code) {
+  char buf[AV_ERROR_MAX_STRING_SIZE] = {0};
+  av_strerror(code, buf, sizeof(buf));
+  return buf;
+}
+
+// Aborts blocking I/O after a deadline so that a stalled file system or a pathological file never hangs a worker.
+struct Deadline {
+  std::chrono::steady_clock::time_point until;
+  static int callback(void* opaque) {
+    auto* d = static_cast<Deadline*>(opaque);
+    return std::chrono::steady_clock::now() > d->until ? 1 : 0;
+  }
+};
+
+// FFmpeg's own log lines (per corrupt macroblock, encoder statistics) would drown the run's log; failures reach the
+// user as DecodeError messages instead.
+void quiet_ffmpeg() {
+  static std::once_flag once;
+  std::call_once(once, [] { av_log_set_level(AV_LOG_FATAL); });
+}
+
+struct PacketInfo {
+  int64_t pts = 0, dts = 0;
+  bool key = false;
+};
+
+}  // namespace
+
+struct VideoReader::Impl {
+  std::string path;
+  DecodeOptions opts;
+  Deadline deadline;
+  AVFormatContext* fmt = nullptr;
+  AVCodecContext* dec = nullptr;
+  SwsContext* sws = nullptr;
+  AVPacket* pkt = nullptr;
+  AVFrame* frame = nullptr;
+  int stream = -1;
+  VideoInfo info;
+  DecodeStats stats;
+  bool have_pts = false;            // every shown frame has a distinct timestamp: seeking is possible
+  std::vector<int64_t> frame_pts;   // presentation timestamp of frame i (sorted)
+  std::vector<int64_t> key_frame;   // frame index of each keyframe (sorted)
+  std::vector<int64_t> key_ts;      // seek target of each keyframe (same order)
+
+  ~Impl() {
+    sws_freeContext(sws);
+    av_frame_free(&frame);
+    av_packet_free(&pkt);
+    avcodec_free_context(&dec);
+    avformat_close_input(&fmt);
+  }
+
+  [[noreturn]] void fail(const std::string& what) const { throw DecodeError(fmt::format("{}: {}", path, what)); }
+  void arm() {
+    deadline.until = std::chrono::steady_clock::now() +
+                     std::chrono::milliseconds(static_cast<int64_t>(opts.timeout_s * 1000));
+  }
+
+  void open() {
+    arm();
+    fmt = avformat_alloc_context();
+    if (!fmt) fail("out of memory");
+    fmt->interrupt_callback.callback = &Deadline::callback;
+    fmt->interrupt_callback.opaque = &deadline;
+    int r = avformat_open_input(&fmt, path.c_str(), nullptr, nullptr);
+    if (r < 0) {
+      fmt = nullptr;  // freed by avformat_open_input on failure
+      fail(fmt::format("cannot open ({})", av_err(r)));
+    }
+    r = avformat_find_stream_info(fmt, nullptr);
+    if (r < 0) fail(fmt::format("cannot read stream info ({})", av_err(r)));
+    const AVCodec* codec = nullptr;
+    stream = av_find_best_stream(fmt, AVMEDIA_TYPE_VIDEO, -1, -1, &codec, 0);
+    if (stream < 0 || !codec) fail("no decodable video stream");
+    AVStream* st = fmt->streams[stream];
+    dec = avcodec_alloc_context3(codec);
+    if (!dec) fail("out of memory");
+    if (avcodec_parameters_to_context(dec, st->codecpar) < 0) fail("bad codec parameters");
+    dec->thread_count = std::max(0, opts.threads);
+    if (opts.threads != 1) dec->thread_type = FF_THREAD_FRAME | FF_THREAD_SLICE;
+    r = avcodec_open2(dec, codec, nullptr);
+    if (r < 0) fail(fmt::format("cannot open the {} decoder ({})", codec->name, av_err(r)));
+    if (dec->width <= 0 || dec->height <= 0) fail("video stream without a frame size");
+    pkt = av_packet_alloc();
+    frame = av_frame_alloc();
+    if (!pkt || !frame) fail("out of memory");
+    info.width = dec->width;
+    info.height = dec->height;
+    info.codec = codec->name;
+    AVRational fr = av_guess_frame_rate(fmt, st, nullptr);
+    info.fps = fr.num > 0 && fr.den > 0 ? av_q2d(fr) : 0.0;
+    index_packets();
+  }
+
+  // Reads every packet of the stream once (no decoding) to learn the frame count, the timestamps and the keyframes.
+  void index_packets() {
+    std::vector<PacketInfo> packets;
+    bool all_pts = true;
+    for (;;) {
+      int r = av_read_frame(fmt, pkt);
+      if (r == AVERROR_EOF) break;
+      if (r < 0) {
+        if (packets.empty()) fail(fmt::format("cannot read packets ({})", av_err(r)));
+        break;  // truncated: index what is there
+      }
+      if (pkt->stream_index == stream && !(pkt->flags & AV_PKT_FLAG_DISCARD)) {
+        PacketInfo p;
+        p.pts = pkt->pts;
+        p.dts = pkt->dts != AV_NOPTS_VALUE ? pkt->dts : pkt->pts;
+        p.key = pkt->flags & AV_PKT_FLAG_KEY;
+        if (p.pts == AV_NOPTS_VALUE) all_pts = false;
+        packets.push_back(p);
+      }
+      av_packet_unref(pkt);
+    }
+    if (packets.empty()) fail("no video frames");
+    info.frames = static_cast<int64_t>(packets.size());
+    have_pts = all_pts;
+    if (have_pts) {
+      for (const auto& p : packets) frame_pts.push_back(p.pts);
+      std::sort(frame_pts.begin(), frame_pts.end());
+      if (std::adjacent_find(frame_pts.begin(), frame_pts.end()) != frame_pts.end()) have_pts = false;
+    }
+    if (have_pts) {
+      std::vector<std::pair<int64_t, int64_t>> keys;  // (frame index, seek timestamp)
+      for (const auto& p : packets) {
+        if (!p.key) continue;
+        int64_t idx = std::lower_bound(frame_pts.begin(), frame_pts.end(), p.pts) - frame_pts.begin();
+        keys.emplace_back(idx, p.pts);  // demuxers index keyframes by pts (mov shifts its dts)
+      }
+      std::sort(keys.begin(), keys.end());
+      for (auto& [i, d] : keys) {
+        key_frame.push_back(i);
+        key_ts.push_back(d);
+      }
+      if (key_frame.empty()) have_pts = false;
+    }
+    if (!have_pts) frame_pts.clear();
+    rewind();
+  }
+
+  void rewind() {
+    AVStream* st = fmt->streams[stream];
+    int64_t start = st->start_time != AV_NOPTS_VALUE ? st->start_time : 0;
+    if (av_seek_frame(fmt, stream, std::min<int64_t>(start, 0) - 1, AVSEEK_FLAG_BACKWARD) < 0)
+      if (avformat_seek_file(fmt, stream, INT64_MIN, start, start, 0) < 0)
+        if (avformat_seek_file(fmt, -1, INT64_MIN, 0, 0, AVSEEK_FLAG_BYTE) < 0) fail("cannot rewind");
+    avcodec_flush_buffers(dec);
+  }
+
+  // Index of the keyframe run that contains frame f (the last keyframe at or before f), or -1.
+  int64_t key_before(int64_t f) const {
+    auto it = std::upper_bound(key_frame.begin(), key_frame.end(), f);
+    if (it == key_frame.begin()) return -1;
+    return *(it - 1);
+  }
+  int64_t key_position(int64_t key_index) const {
+    return std::lower_bound(key_frame.begin(), key_frame.end(), key_index) - key_frame.begin();
+  }
+
+  // Decoding state of one read().
+  bool eof_sent = false;
+  bool input_done = false;
+
+  // Produces the next decoded frame into `frame`; false at the end of the stream.
+  bool next_frame() {
+    for (;;) {
+      int r = avcodec_receive_frame(dec, frame);
+      if (r == 0) {
+        ++stats.frames_decoded;
+        return true;
+      }
+      if (r == AVERROR_EOF) return false;
+      if (r != AVERROR(EAGAIN)) {
+        if (r == AVERROR_INVALIDDATA) continue;  // a corrupt frame: skip it, the index check notices
+        fail(fmt::format("decoding failed ({})", av_err(r)));
+      }
+      if (input_done) {
+        if (eof_sent) return false;
+        avcodec_send_packet(dec, nullptr);
+        eof_sent = true;
+        continue;
+      }
+      // Feed one packet of our stream.
+      for (;;) {
+        r = av_read_frame(fmt, pkt);
+        if (r < 0) {
+          input_done = true;
+          break;
+        }
+        if (pkt->stream_index != stream) {
+          av_packet_unref(pkt);
+          continue;
+        }
+        int s = avcodec_send_packet(dec, pkt);
+        av_packet_unref(pkt);
+        if (s < 0 && s != AVERROR(EAGAIN) && s != AVERROR_INVALIDDATA && s != AVERROR_EOF)
+          fail(fmt::format("decoding failed ({})", av_err(s)));
+        break;
+      }
+    }
+  }
+
+  void seek_to_key(int64_t key_index) {
+    int64_t ts = key_ts[key_position(key_index)];
+    int r = av_seek_frame(fmt, stream, ts, AVSEEK_FLAG_BACKWARD);
+    if (r < 0) r = avformat_seek_file(fmt, stream, INT64_MIN, ts, ts, 0);
+    if (r < 0) fail(fmt::format("cannot seek ({})", av_err(r)));
+    avcodec_flush_buffers(dec);
+    eof_sent = input_done = false;
+    ++stats.seeks;
+  }
+
+  void convert(uint8_t* dst, int64_t w, int64_t h) {
+    auto src_fmt = static_cast<AVPixelFormat>(frame->format);
+    sws = sws_getCachedContext(sws, frame->width, frame->height, src_fmt, static_cast<int>(w), static_cast<int>(h),
+                               AV_PIX_FMT_RGB24, SWS_BICUBIC, nullptr, nullptr, nullptr);
+    if (!sws) fail("cannot convert the frame format");
+    uint8_t* planes[4] = {dst, nullptr, nullptr, nullptr};
+    int lines[4] = {static_cast<int>(w * 3), 0, 0, 0};
+    sws_scale(sws, frame->data, frame->linesize, 0, frame->height, planes, lines);
+    ++stats.frames_converted;
+  }
+
+  int64_t frame_index_of_pts(int64_t pts) const {
+    auto it = std::lower_bound(frame_pts.begin(), frame_pts.end(), pts);
+    if (it == frame_pts.end() || *it != pts) return -1;
+    return it - frame_pts.begin();
+  }
+
+  // Decodes `needed` (sorted, unique); calls emit(index) with `frame` holding that frame.
+  template <class Emit>
+  void decode(const std::vector<int64_t>& needed, Emit&& emit) {
+    if (have_pts && try_seeking_decode(needed, emit)) return;
+    sequential_decode(needed, emit);
+  }
+
+  template <class Emit>
+  void sequential_decode(const std::vector<int64_t>& needed, Emit&& emit) {
+    rewind();
+    eof_sent = input_done = false;
+    size_t k = 0;
+    int64_t i = 0;
+    while (k < needed.size() && next_frame()) {
+      if (i == needed[k]) {
+        emit(i);
+        ++k;
+      }
+      ++i;
+    }
+    if (k < needed.size()) fail(fmt::format("frame {} could not be decoded (truncated or corrupt)", needed[k]));
+  }
+
+  // Seeks to the keyframe before each run of needed frames; false when the timestamps do not line up (then the
+  // caller decodes sequentially from the start, which is always exact).
+  template <class Emit>
+  bool try_seeking_decode(const std::vector<int64_t>& needed, Emit&& emit) {
+    int64_t pos = -2;  // index of the last frame the decoder showed; -2: no valid position
+    size_t k = 0;
+    while (k < needed.size()) {
+      int64_t f = needed[k];
+      int64_t key = key_before(f);
+      if (key < 0) return false;
+      if (pos == -2 || key > pos + 1 || f <= pos) {
+        seek_to_key(key);
+        pos = -2;
+      }
+      bool found = false;
+      while (next_frame()) {
+        int64_t idx = frame_index_of_pts(frame->best_effort_timestamp != AV_NOPTS_VALUE ? frame->best_effort_timestamp
+                                                                                         : frame->pts);
+        if (idx < 0) return false;
+        if (pos == -2 && idx > f) return false;  // the seek landed after the frame
+        pos = idx;
+        if (idx == f) {
+          emit(idx);
+          found = true;
+          break;
+        }
+        if (idx > f) return false;
+      }
+      if (!found) fail(fmt::format("frame {} could not be decoded (truncated or corrupt)", f));
+      ++k;
+    }
+    return true;
+  }
+};
+
+VideoReader::VideoReader(const std::string& path, DecodeOptions options) : impl_(std::make_unique<Impl>()) {
+  quiet_ffmpeg();
+  impl_->path = path;
+  impl_->opts = options;
+  impl_->open();
+}
+
+VideoReader::~VideoReader() = default;
+
+const VideoInfo& VideoReader::info() const { return impl_->info; }
+const DecodeStats& VideoReader::stats() const { return impl_->stats; }
+
+Clip VideoReader::read(const std::vector<int64_t>& indices, int64_t out_width, int64_t out_height) {
+  auto& m = *impl_;
+  int64_t w = out_width > 0 ? out_width : m.info.width;
+  int64_t h = out_height > 0 ? out_height : m.info.height;
+  for (int64_t i : indices)
+    if (i < 0 || i >= m.info.frames)
+      m.fail(fmt::format("frame {} requested but the video has {} frames", i, m.info.frames));
+  std::vector<int64_t> needed(indices.begin(), indices.end());
+  std::sort(needed.begin(), needed.end());
+  needed.erase(std::unique(needed.begin(), needed.end()), needed.end());
+  Clip out(static_cast<int64_t>(indices.size()), h, w);
+  if (indices.empty()) return out;
+  std::map<int64_t, std::vector<int64_t>> slots;  // frame index → output positions
+  for (size_t p = 0; p < indices.size(); ++p) slots[indices[p]].push_back(static_cast<int64_t>(p));
+  m.arm();
+  // A frame is converted into its first slot, then copied into any repeats.
+  m.decode(needed, [&](int64_t idx) {
+    const auto& s = slots[idx];
+    m.convert(out.frame(s[0]), w, h);
+    for (size_t j = 1; j < s.size(); ++j) std::memcpy(out.frame(s[j]), out.frame(s[0]), out.frame_bytes());
+  });
+  return out;
+}
+
+int64_t VideoReader::minimal_decode_count(const std::vector<int64_t>& indices) const {
+  const auto& m = *impl_;
+  std::set<int64_t> frames;
+  for (int64_t f : indices) {
+    int64_t key = m.have_pts ? std::max<int64_t>(0, m.key_before(f)) : 0;
+    for (int64_t i = key; i <= f; ++i) frames.insert(i);
+  }
+  return static_cast<int64_t>(frames.size());
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+
+struct VideoWriter::Impl {
+  std::string path;
+  AVFormatContext* oc = nullptr;
+  AVCodecContext* enc = nullptr;
+  AVStream* st = nullptr;
+  SwsContext* sws = nullptr;
+  AVFrame* frame = nullptr;
+  AVPacket* pkt = nullptr;
+  int64_t width = 0, height = 0, next_pts = 0;
+  bool header = false, closed = false;
+
+  [[noreturn]] void fail(const std::string& what) const { throw DecodeError(fmt::format("{}: {}", path, what)); }
+
+  ~Impl() {
+    sws_freeContext(sws);
+    av_frame_free(&frame);
+    av_packet_free(&pkt);
+    avcodec_free_context(&enc);
+    if (oc) {
+      if (oc->pb) avio_closep(&oc->pb);
+      avformat_free_context(oc);
+    }
+  }
+
+  void drain(bool flush) {
+    if (flush) avcodec_send_frame(enc, nullptr);
+    for (;;) {
+      int r = avcodec_receive_packet(enc, pkt);
+      if (r == AVERROR(EAGAIN) || r == AVERROR_EOF) return;
+      if (r < 0) fail(fmt::format("encoding failed ({})", av_err(r)));
+      av_packet_rescale_ts(pkt, enc->time_base, st->time_base);
+      pkt->stream_index = st->index;
+      r = av_interleaved_write_frame(oc, pkt);
+      if (r < 0) fail(fmt::format("cannot write ({})", av_err(r)));
+    }
+  }
+};
+
+VideoWriter::VideoWriter(const std::string& path, int64_t width, int64_t height, EncodeOptions o)
+    : impl_(std::make_unique<Impl>()) {
+  quiet_ffmpeg();
+  auto& m = *impl_;
+  m.path = path;
+  m.width = width;
+  m.height = height;
+  if (width <= 0 || height <= 0 || width % 2 || height % 2) m.fail("frame size must be positive and even");
+  if (avformat_alloc_output_context2(&m.oc, nullptr, nullptr, path.c_str()) < 0 || !m.oc)
+    m.fail("no container format for this file extension");
+  const AVCodec* codec = avcodec_find_encoder_by_name(o.codec.c_str());
+  if (!codec) m.fail(fmt::format("encoder '{}' is not in this FFmpeg build", o.codec));
+  m.enc = avcodec_alloc_context3(codec);
+  m.enc->width = static_cast<int>(width);
+  m.enc->height = static_cast<int>(height);
+  AVRational fps = av_d2q(o.fps, 100000);
+  m.enc->time_base = av_inv_q(fps);
+  m.enc->framerate = fps;
+  m.enc->pix_fmt = AV_PIX_FMT_YUV420P;
+  m.enc->gop_size = o.gop;
+  m.enc->max_b_frames = o.bframes;
+  m.enc->thread_count = o.threads;
+  std::string name = codec->name;
+  if (name == "libx264") {
+    av_opt_set(m.enc->priv_data, "preset", "veryfast", 0);
+    av_opt_set_double(m.enc->priv_data, "crf", 6.0 * o.quality, 0);
+    av_opt_set(m.enc->priv_data, "x264-params", fmt::format("keyint={}:min-keyint={}:scenecut=0{}", o.gop, o.gop, o.bframes > 0 ? ":b-adapt=0" : "").c_str(), 0);
+  } else if (name == "libvpx-vp9" || name == "libvpx") {
+    av_opt_set_double(m.enc->priv_data, "crf", std::min(63, 8 * o.quality), 0);
+    av_opt_set(m.enc->priv_data, "deadline", "realtime", 0);
+    av_opt_set_int(m.enc->priv_data, "cpu-used", 8, 0);
+    m.enc->bit_rate = 0;
+  } else {
+    m.enc->flags |= AV_CODEC_FLAG_QSCALE;
+    m.enc->global_quality = FF_QP2LAMBDA * o.quality;
+  }
+  if (m.oc->oformat->flags & AVFMT_GLOBALHEADER) m.enc->flags |= AV_CODEC_FLAG_GLOBAL_HEADER;
+  int r = avcodec_open2(m.enc, codec, nullptr);
+  if (r < 0) m.fail(fmt::format("cannot open encoder {} ({})", name, av_err(r)));
+  m.st = avformat_new_stream(m.oc, nullptr);
+  if (!m.st) m.fail("out of memory");
+  m.st->time_base = m.enc->time_base;
+  m.st->avg_frame_rate = fps;
+  avcodec_parameters_from_context(m.st->codecpar, m.enc);
+  if (!(m.oc->oformat->flags & AVFMT_NOFILE)) {
+    r = avio_open(&m.oc->pb, path.c_str(), AVIO_FLAG_WRITE);
+    if (r < 0) m.fail(fmt::format("cannot create ({})", av_err(r)));
+  }
+  r = avformat_write_header(m.oc, nullptr);
+  if (r < 0) m.fail(fmt::format("cannot write the header ({})", av_err(r)));
+  m.header = true;
+  m.frame = av_frame_alloc();
+  m.pkt = av_packet_alloc();
+  m.frame->format = AV_PIX_FMT_YUV420P;
+  m.frame->width = static_cast<int>(width);
+  m.frame->height = static_cast<int>(height);
+  if (av_frame_get_buffer(m.frame, 0) < 0) m.fail("out of memory");
+  m.sws = sws_getContext(static_cast<int>(width), static_cast<int>(height), AV_PIX_FMT_RGB24, static_cast<int>(width),
+                         static_cast<int>(height), AV_PIX_FMT_YUV420P, SWS_BICUBIC, nullptr, nullptr, nullptr);
+  if (!m.sws) m.fail("cannot set up colour conversion");
+}
+
+VideoWriter::~VideoWriter() {
+  try {
+    close();
+  } catch (...) {
+  }
+}
+
+void VideoWriter::write(const uint8_t* rgb) {
+  auto& m = *impl_;
+  if (m.closed) m.fail("write after close");
+  if (av_frame_make_writable(m.frame) < 0) m.fail("out of memory");
+  const uint8_t* src[4] = {rgb, nullptr, nullptr, nullptr};
+  int lines[4] = {static_cast<int>(m.width * 3), 0, 0, 0};
+  sws_scale(m.sws, src, lines, 0, static_cast<int>(m.height), m.frame->data, m.frame->linesize);
+  m.frame->pts = m.next_pts++;
+  int r = avcodec_send_frame(m.enc, m.frame);
+  if (r < 0) m.fail(fmt::format("encoding failed ({})", av_err(r)));
+  m.drain(false);
+}
+
+void VideoWriter::write(const Clip& clip) {
+  if (clip.width != impl_->width || clip.height != impl_->height) impl_->fail("clip size differs from the writer's");
+  for (int64_t t = 0; t < clip.frames; ++t) write(clip.frame(t));
+}
+
+void VideoWriter::close() {
+  auto& m = *impl_;
+  if (m.closed || !m.header) return;
+  m.closed = true;
+  m.drain(true);
+  int r = av_write_trailer(m.oc);
+  if (r < 0) m.fail(fmt::format("cannot finish the file ({})", av_err(r)));
+  if (m.oc->pb) avio_closep(&m.oc->pb);
+}
+
+}  // namespace bevt

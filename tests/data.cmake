@@ -1,0 +1,3 @@
+# The data layer (issue 5): decoding, samplers, transforms, the synthetic generator (test_data); the loader,
+# the dataset plugins on tiny public layouts and bevt-data (test_data_plugins).
+bevt_add_gtest(test_data ${CMAKE_CURRENT_SOURCE_DIR}/test_data.cpp)
