@@ -9,7 +9,7 @@
 
 using namespace swin_test;
 
-TEST(VideoSwinWeights, StateDictKeysEqualOfficialSwinTKeys) {
+TEST(video_swin_weights, StateDictKeysEqualOfficialSwinTKeys) {
   auto bb = build("plugin = \"video_swin_t\"\n");
   std::ifstream in(std::string(BEVT_SOURCE_DIR) + "/../shared/reference/keys/keys_video_swin_tiny_k400.txt");
   ASSERT_TRUE(in.good());
@@ -33,11 +33,14 @@ TEST(VideoSwinWeights, StateDictKeysEqualOfficialSwinTKeys) {
     s << "]";
     EXPECT_EQ(s.str(), shape) << k;
   }
-  for (const auto& [k, v] : sd)
-    if (!official.count(k)) EXPECT_TRUE(bevt_extras.count(k)) << "unexpected " << k;
+  for (const auto& [k, v] : sd) {
+    if (!official.count(k)) {
+      EXPECT_TRUE(bevt_extras.count(k)) << "unexpected " << k;
+    }
+  }
 }
 
-TEST(VideoSwinWeights, PrefixesOptionalIndexAndRoundTrip) {
+TEST(video_swin_weights, PrefixesOptionalIndexAndRoundTrip) {
   auto w = bevt::load_safetensors(fixture("bevt_swin_video") + "/weights.safetensors").tensors;
   auto cfg = tiny({{"window_size", "[8, 7, 7]"}, {"norm_eps", "1e-5"}});
   auto a = build(cfg, 1);
@@ -65,7 +68,7 @@ TEST(VideoSwinWeights, PrefixesOptionalIndexAndRoundTrip) {
   EXPECT_EQ(rel_err(c->forward_video(clip).at("out"), a->forward_video(clip).at("out")), 0.0);
 }
 
-TEST(VideoSwinWeights, MismatchIsOneLineUserError) {
+TEST(video_swin_weights, MismatchIsOneLineUserError) {
   auto a = build(tiny());
   auto w = a->export_weights();
   w.erase("layers.1.blocks.0.mlp.fc1.weight");
@@ -84,7 +87,7 @@ TEST(VideoSwinWeights, MismatchIsOneLineUserError) {
   }
 }
 
-TEST(VideoSwinWeights, Inflate2DCheckpointMatchesImagePathOnStillClip) {
+TEST(video_swin_weights, Inflate2DCheckpointMatchesImagePathOnStillClip) {
   // A 2D Swin checkpoint (ImageNet layout) made from a random image model, with 12x12 windows to exercise
   // the bicubic table resize; inflation then has to give a model whose video path on a still clip equals the
   // 2D model (standard Swin) on the image.
@@ -122,7 +125,7 @@ TEST(VideoSwinWeights, Inflate2DCheckpointMatchesImagePathOnStillClip) {
       EXPECT_LT(rel_err(fv.at(name).select(2, ti), fi.at(name)), 1e-4) << name << " t" << ti;
 }
 
-TEST(VideoSwinWeights, TemporalWindowResizeIsTrilinear) {
+TEST(video_swin_weights, TemporalWindowResizeIsTrilinear) {
   auto src = build(tiny({{"window_size", "[2, 7, 7]"}}), 8);
   auto w = src->export_weights();
   // Make one table constant over Δt: a trilinear resize must keep every Δt slice equal to it.
@@ -140,7 +143,7 @@ TEST(VideoSwinWeights, TemporalWindowResizeIsTrilinear) {
   EXPECT_THROW(bad->load_weights(w), bevt::UserError);
 }
 
-TEST(MimHeads, ShapesLogitsAndWholeCheckpointLoading) {
+TEST(video_swin_mim_heads, ShapesLogitsAndWholeCheckpointLoading) {
   auto bb = build(tiny());
   bb->eval();
   auto hv = build_head("mim_video", *bb, 32);
