@@ -199,13 +199,26 @@ void apply_augment(cv::Mat m, const AugOp& o) {
   }
 }
 
+// One pass: uint8 THWC → normalised float CTHW.
 torch::Tensor to_input(const Clip& c, const std::vector<double>& mean, const std::vector<double>& std) {
-  auto t = torch::from_blob(const_cast<uint8_t*>(c.data.data()), {c.frames, c.height, c.width, 3}, torch::kUInt8)
-               .to(torch::kFloat32);
-  auto m = torch::tensor(std::vector<float>(mean.begin(), mean.end()));
-  auto s = torch::tensor(std::vector<float>(std.begin(), std.end()));
-  t = (t - m) / s;                       // T H W C
-  return t.permute({3, 0, 1, 2}).contiguous();  // C T H W
+  auto out = torch::empty({3, c.frames, c.height, c.width}, torch::kFloat32);
+  float* o = out.data_ptr<float>();
+  const int64_t plane = c.frames * c.height * c.width;
+  float scale[3], shift[3];
+  for (int k = 0; k < 3; ++k) {
+    scale[k] = static_cast<float>(1.0 / std[static_cast<size_t>(k)]);
+    shift[k] = static_cast<float>(-mean[static_cast<size_t>(k)] / std[static_cast<size_t>(k)]);
+  }
+  const uint8_t* p = c.data.data();
+  float* o0 = o;
+  float* o1 = o + plane;
+  float* o2 = o + 2 * plane;
+  for (int64_t i = 0; i < plane; ++i) {
+    o0[i] = p[3 * i] * scale[0] + shift[0];
+    o1[i] = p[3 * i + 1] * scale[1] + shift[1];
+    o2[i] = p[3 * i + 2] * scale[2] + shift[2];
+  }
+  return out;
 }
 
 torch::Tensor to_unit(const Clip& c) {

@@ -235,14 +235,22 @@ struct VideoReader::Impl {
     ++stats.seeks;
   }
 
+  // swscale's SIMD paths may write past the end of a line, so it converts into a padded buffer; rows are then
+  // copied into the clip.
+  std::vector<uint8_t> rgb_buf;
+
   void convert(uint8_t* dst, int64_t w, int64_t h) {
     auto src_fmt = static_cast<AVPixelFormat>(frame->format);
     sws = sws_getCachedContext(sws, frame->width, frame->height, src_fmt, static_cast<int>(w), static_cast<int>(h),
                                AV_PIX_FMT_RGB24, SWS_BICUBIC, nullptr, nullptr, nullptr);
     if (!sws) fail("cannot convert the frame format");
-    uint8_t* planes[4] = {dst, nullptr, nullptr, nullptr};
-    int lines[4] = {static_cast<int>(w * 3), 0, 0, 0};
+    const int64_t line = (w * 3 + 63) / 64 * 64 + 64;
+    rgb_buf.resize(static_cast<size_t>(line * (h + 2) + 64));
+    uint8_t* base = rgb_buf.data() + (64 - reinterpret_cast<uintptr_t>(rgb_buf.data()) % 64) % 64;
+    uint8_t* planes[4] = {base, nullptr, nullptr, nullptr};
+    int lines[4] = {static_cast<int>(line), 0, 0, 0};
     sws_scale(sws, frame->data, frame->linesize, 0, frame->height, planes, lines);
+    for (int64_t y = 0; y < h; ++y) std::memcpy(dst + y * w * 3, base + y * line, static_cast<size_t>(w * 3));
     ++stats.frames_converted;
   }
 
