@@ -15,7 +15,12 @@ struct RunContext {
   const RunSettings& run;
   Composition& composition;
   const Registry& registry;
+  std::string experiment_path;
+  bool resume = false;
 };
+
+// Registers the built-in run modes (pretrain, finetune, test, probe, tokenizer, pipeline).
+void register_builtin_runners();
 
 using Runner = std::function<int(const RunContext&)>;
 

@@ -11,14 +11,14 @@
 namespace bevt::host {
 
 namespace {
-const std::vector<std::string> kModes = {"pretrain", "finetune", "test", "probe", "tokenizer"};
+const std::vector<std::string> kModes = {"pretrain", "finetune", "test", "probe", "tokenizer", "pipeline"};
 }
 
 const std::vector<std::pair<std::string, std::vector<KeySpec>>>& host_sections() {
   static const std::vector<std::pair<std::string, std::vector<KeySpec>>> sections = {
       {"run",
        {
-           key("mode", "pretrain", "what to run: pretrain | finetune | test | probe | tokenizer"),
+           key("mode", "pretrain", "what to run: pretrain | finetune | test | probe | tokenizer | pipeline"),
            key("work_dir", "", "output folder (default work_dirs/<experiment file name>)"),
            key("seed", 0, "experiment seed: every random choice derives from it"),
            key("device", "auto", "auto (CUDA when present) | cpu | cuda | cuda:N"),
@@ -28,6 +28,52 @@ const std::vector<std::pair<std::string, std::vector<KeySpec>>>& host_sections()
            key("ckpt_every", 0, "steps between checkpoints; 0 = only at the end"),
            key("keep_last", 3, "checkpoints kept besides the best"),
            key("threads", 0, "intra-op CPU threads; 0 = torch's default"),
+       }},
+      {"optim",
+       {
+           key("lr", 5e-4, "peak learning rate (AdamW)"),
+           key("min_lr", 0.0, "learning rate at the end of the cosine schedule"),
+           key("weight_decay", 0.05, "decoupled weight decay"),
+           key("betas", std::vector<double>{0.9, 0.999}, "AdamW betas"),
+           key("eps", 1e-8, "AdamW epsilon"),
+           key("clip_grad", 3.0, "max global L2 norm of the gradients; 0 = no clipping"),
+           key("warmup_steps", 0, "linear warmup steps (optimiser steps)"),
+           key("warmup_epochs", 0.0, "linear warmup in epochs (converted to steps; overrides warmup_steps when > 0)"),
+           key("warmup_ratio", 0.1, "warmup starts at warmup_ratio x lr (mmcv)"),
+           key("accum_steps", 1, "iterations accumulated per optimiser step"),
+           key("no_decay_keys", std::vector<std::string>{"norm", "relative_position_bias_table", "absolute_pos_embed"},
+               "parameters whose name contains one of these get no weight decay"),
+           key("lr_mult", std::vector<std::string>{}, "[\"prefix:multiplier\", ...] per-parameter lr multipliers"),
+       }},
+      {"loader",
+       {
+           key("batch_size", 8, "clips (or images) per iteration of the main stream, per process"),
+           key("image_batch_size", 32, "images per iteration of the image stream (pretrain)"),
+           key("eval_batch_size", 8, "samples per evaluation batch"),
+           key("workers", 2, "decoding threads per loader"),
+           key("prefetch", 4, "batches decoded ahead"),
+           key("max_bad_fraction", 0.01, "fraction of undecodable samples tolerated before the run stops"),
+       }},
+      {"pretrain",
+       {
+           key("streams", std::vector<std::string>{"image", "video"},
+               "image = masked image modelling (BEVT-I), video = masked video modelling (BEVT-V), both = BEVT"),
+           key("image_weight", 1.0, "weight of the image-stream loss"),
+           key("video_weight", 1.0, "weight of the video-stream loss"),
+           key("tie_lm_head", true, "one vocabulary classifier (cls_head.lm_head) shared by both decoders"),
+       }},
+      {"finetune",
+       {
+           key("label_smoothing", 0.0, "label smoothing of the cross-entropy"),
+           key("eval_every", 1, "epochs between validations; 0 = only at the end"),
+       }},
+      {"init",
+       {
+           key("checkpoint", "", "weights to start from: a .safetensors file, a checkpoint folder or a work_dir"),
+       }},
+      {"pipeline",
+       {
+           key("stages", std::vector<std::string>{}, "experiment files run in order (relative to this file)"),
        }},
   };
   return sections;
@@ -58,7 +104,21 @@ std::string resolve_device(const std::string& requested, const std::string& wher
   throw UserError(fmt::format("{}: run.device '{}' is not auto, cpu, cuda or cuda:N", where, requested));
 }
 
+Config host_section(Config& root, const std::string& name) {
+  for (const auto& [n, keys] : host_sections()) {
+    if (n != name) continue;
+    if (!root.has(name)) root.set_toml(name, "{}", "<default>");
+    Config c = root.get_table(name);
+    c.validate(keys, {});
+    return c;
+  }
+  throw UserError(fmt::format("internal: no host section '{}'", name));
+}
+
 RunSettings resolve_run(Config& root, const std::string& experiment_path) {
+  // Every host section present is checked up front, so a typo fails before any work starts.
+  for (const auto& [n, keys] : host_sections())
+    if (n != "run" && root.has(n)) host_section(root, n);
   if (!root.has("run")) root.set_toml("run", "{}", "<default>");
   Config run = root.get_table("run");
   run.validate(host_sections()[0].second, {});

@@ -28,6 +28,9 @@ struct RunSettings {
 // Validates [run] (filling defaults; work_dir defaults to work_dirs/<experiment file stem>) and resolves it.
 RunSettings resolve_run(Config& root, const std::string& experiment_path);
 
+// A host section of root (created empty when absent), validated against its keys with defaults filled in.
+Config host_section(Config& root, const std::string& name);
+
 // "auto" → cuda:0 when CUDA is present, else cpu; "cuda" → cuda:0; checks that a requested GPU exists.
 std::string resolve_device(const std::string& requested, const std::string& where);
 

@@ -1,12 +1,14 @@
 // bevt-data: decodes one data stream of an experiment exactly as training does (same plugin, keys, seed and
 // per-sample random state) and writes what a researcher needs to check the pipeline by eye:
-//   DIR/sample_NNN.png   one row per view: the clip's frames (denormalised), then the tokenizer view beside
+//   DIR/sample_NNN.png   one row per view: the clip's frames (denormalised; with --masker, masked cells shaded),
+//                        then the tokenizer view beside
 //   DIR/summary.json     samples, classes, the shown samples, bad_files with reasons, clips_per_s
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
+#include <array>
 #include <chrono>
 #include <cstring>
 #include <filesystem>
@@ -15,6 +17,7 @@
 
 #include "bevt/error.h"
 #include "bevt/log.h"
+#include "bevt/masker.h"
 #include "bevt/transforms.h"
 #include "bevt/video_io.h"
 #include "host/cli_util.h"
@@ -38,6 +41,23 @@ void blit(Clip& sheet, const Clip& c, int64_t t, int64_t x, int64_t y) {
   }
 }
 
+// Darkens and tints the cells a mask marks: mask [t, h, w] over a clip cut into cells of `cell` (t, h, w) frames/pixels.
+void shade(Clip& c, const torch::Tensor& mask, const std::array<int64_t, 3>& cell) {
+  auto m = mask.to(torch::kBool).contiguous();
+  const auto* mp = m.data_ptr<bool>();
+  const int64_t mt = m.size(0), mh = m.size(1), mw = m.size(2);
+  for (int64_t t = 0; t < c.frames; ++t)
+    for (int64_t y = 0; y < c.height; ++y)
+      for (int64_t x = 0; x < c.width; ++x) {
+        int64_t a = std::min(t / cell[0], mt - 1), b = std::min(y / cell[1], mh - 1), d = std::min(x / cell[2], mw - 1);
+        if (!mp[(a * mh + b) * mw + d]) continue;
+        uint8_t* p = c.frame(t) + (y * c.width + x) * 3;
+        p[0] = static_cast<uint8_t>(p[0] / 3 + 40);
+        p[1] = static_cast<uint8_t>(p[1] / 3);
+        p[2] = static_cast<uint8_t>(p[2] / 3 + 60);
+      }
+}
+
 Clip upscale(const Clip& c, int64_t min_side) {
   int64_t f = std::max<int64_t>(1, (min_side + std::min(c.height, c.width) - 1) / std::min(c.height, c.width));
   return f == 1 ? c : resize_clip(c, c.height * f, c.width * f, "nearest");
@@ -45,7 +65,7 @@ Clip upscale(const Clip& c, int64_t min_side) {
 
 // One row per view: input frames, a gap, the tokenizer view's frames.
 Clip contact_sheet(const torch::Tensor& input, const torch::Tensor& tok, bool video, const std::vector<double>& mean,
-                   const std::vector<double>& std) {
+                   const std::vector<double>& std, const Masker* masker, const std::array<int64_t, 3>& cell, Rng& rng) {
   std::vector<Clip> rows_in, rows_tok;
   auto views = input;
   if (video && input.dim() == 4) views = input.unsqueeze(0);
@@ -53,7 +73,13 @@ Clip contact_sheet(const torch::Tensor& input, const torch::Tensor& tok, bool vi
   auto tviews = tok;
   if (tok.defined() && ((video && tok.dim() == 4) || (!video && tok.dim() == 3))) tviews = tok.unsqueeze(0);
   for (int64_t v = 0; v < views.size(0); ++v) {
-    rows_in.push_back(upscale(denormalize(views[v], mean, std), 64));
+    Clip c = denormalize(views[v], mean, std);
+    if (masker) {
+      std::array<int64_t, 3> grid = {std::max<int64_t>(1, c.frames / cell[0]), std::max<int64_t>(1, c.height / cell[1]),
+                                     std::max<int64_t>(1, c.width / cell[2])};
+      shade(c, masker->sample(grid, rng), cell);
+    }
+    rows_in.push_back(upscale(c, 64));
     if (tok.defined() && v < tviews.size(0)) rows_tok.push_back(upscale(unit_to_clip(tviews[v]), 64));
   }
   const int64_t gap = 4, sep = 12;
@@ -91,12 +117,16 @@ int main(int argc, char** argv) {
   std::string experiment, stream, out_dir, log_level = "info";
   std::vector<std::string> overrides, plugin_dirs;
   int64_t show = 8, check = -1, workers = 2;
+  std::string masker_table;
+  std::vector<int64_t> cell = {2, 16, 16};
   app.add_option("experiment", experiment, "experiment file (TOML)")->required();
   app.add_option("--stream", stream, "the data stream: the table data.<NAME>")->required();
   app.add_option("--show", show, "samples drawn as contact sheets");
   app.add_option("--out", out_dir, "output folder")->required();
   app.add_option("--check", check, "samples decoded for bad_files and clips_per_s (-1 = all, 0 = only the shown ones)");
   app.add_option("--workers", workers, "decoding threads");
+  app.add_option("--masker", masker_table, "dotted path of a masker table in the experiment (e.g. model.masker): shade masked cells");
+  app.add_option("--mask-cell", cell, "frames, pixels, pixels per mask cell (default 2 16 16)")->expected(3);
   app.add_option("--set", overrides, "override a key: --set a.b.c=value (repeatable)");
   app.add_option("--plugin-dir", plugin_dirs, "extra folder of plugin libraries (repeatable)");
   app.add_option("--log-level", log_level, "debug | info | warn | error");
@@ -139,6 +169,25 @@ int main(int argc, char** argv) {
     if (cfg.has("mean")) mean = cfg.get_float_list("mean");
     if (cfg.has("std")) stdv = cfg.get_float_list("std");
 
+    std::shared_ptr<Masker> masker;
+    if (!masker_table.empty()) {
+      Config m = root;
+      size_t pos = 0;
+      while (pos <= masker_table.size()) {
+        size_t dot = masker_table.find('.', pos);
+        std::string part = masker_table.substr(pos, dot == std::string::npos ? std::string::npos : dot - pos);
+        if (!m.has(part) || m.type_of(part) != ValueType::Table)
+          throw UserError(fmt::format("{}: --masker {}: no table '{}'", experiment, masker_table, part));
+        m = m.get_table(part);
+        if (dot == std::string::npos) break;
+        pos = dot + 1;
+      }
+      if (!m.has("plugin")) throw UserError(fmt::format("{}: --masker {}: the table has no plugin key", experiment, masker_table));
+      masker = registry.build_as<Masker>(m.where(), m, ctx);
+    }
+    if (cell.size() != 3 || std::any_of(cell.begin(), cell.end(), [](int64_t v) { return v < 1; }))
+      throw UserError("--mask-cell takes three positive integers");
+    const std::array<int64_t, 3> cell3 = {cell[0], cell[1], cell[2]};
     fs::create_directories(out_dir);
     const auto n = static_cast<int64_t>(dataset->size());
     const int64_t want = check < 0 ? n : std::min(n, std::max(check, show));
@@ -159,7 +208,8 @@ int main(int argc, char** argv) {
     while (done < want && loader.next(b)) {
       if (done < show) {
         auto tok = b.tokenizer_view.defined() ? b.tokenizer_view[0] : torch::Tensor();
-        Clip sheet = contact_sheet(b.input[0], tok, dataset->is_video(), mean, stdv);
+        Rng mask_rng(Rng::derive(run.seed, {0x6d61736bULL, static_cast<uint64_t>(b.indices[0])}));
+        Clip sheet = contact_sheet(b.input[0], tok, dataset->is_video(), mean, stdv, masker.get(), cell3, mask_rng);
         std::string file = fmt::format("sample_{:03d}.png", done);
         write_image((fs::path(out_dir) / file).string(), sheet);
         int64_t label = b.label[0].item<int64_t>();

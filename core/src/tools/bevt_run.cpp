@@ -22,7 +22,7 @@ int main(int argc, char** argv) {
   CLI::App app{"bevt-run: BERT-style pre-training of video transformers, composed from plugins"};
   std::string experiment, help_plugin, log_level = "info";
   std::vector<std::string> overrides, plugin_dirs;
-  bool list = false, dry_run = false;
+  bool list = false, dry_run = false, resume = false;
   app.add_option("experiment", experiment, "experiment file (TOML)");
   app.add_option("--set", overrides, "override a key: --set a.b.c=value (repeatable; applied after base files)");
   app.add_option("--plugin-dir", plugin_dirs, "extra folder of plugin libraries (repeatable)");
@@ -30,6 +30,7 @@ int main(int argc, char** argv) {
   app.add_option("--help-plugin", help_plugin, "print a plugin's keys, types, defaults and docs");
   app.add_flag("--dry-run", dry_run, "print the resolved config and the composed components, then exit");
   app.add_option("--log-level", log_level, "debug | info | warn | error");
+  app.add_flag("--resume", resume, "continue from work_dir/checkpoints/last (bit-exact on CPU)");
   try {
     app.parse(argc, argv);
   } catch (const CLI::Success& e) {
@@ -55,6 +56,7 @@ int main(int argc, char** argv) {
     }
     if (experiment.empty()) throw UserError("no experiment file given (usage: bevt-run EXPERIMENT.toml [--set k=v])");
 
+    register_builtin_runners();
     Config root = load_experiment(experiment, overrides);
     RunSettings run = resolve_run(root, experiment);
     if (run.threads > 0) torch::set_num_threads(static_cast<int>(run.threads));
@@ -72,6 +74,6 @@ int main(int argc, char** argv) {
     set_log_file((fs::path(run.work_dir) / "log.txt").string());
     log_info("experiment {} → {} (mode {}, device {}, seed {})", experiment, run.work_dir, run.mode, run.device,
              run.seed);
-    return (*runner)(RunContext{root, run, comp, registry});
+    return (*runner)(RunContext{root, run, comp, registry, experiment, resume});
   });
 }

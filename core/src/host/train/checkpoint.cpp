@@ -1,0 +1,128 @@
+#include "checkpoint.h"
+
+#include <ATen/CPUGeneratorImpl.h>
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "bevt/atomic_file.h"
+#include "bevt/error.h"
+#include "bevt/safetensors.h"
+
+namespace fs = std::filesystem;
+
+namespace bevt::host::train {
+
+void write_text_atomic(const std::string& path, const std::string& text) {
+  AtomicFile f(path);
+  f.write(text.data(), text.size());
+  f.commit();
+}
+
+void save_checkpoint(const std::string& work_dir, int64_t step, const TensorMap& model, const TensorMap& optim,
+                     const nlohmann::json& trainer, int64_t keep_last, const std::string& best_name) {
+  fs::path root = fs::path(work_dir) / "checkpoints";
+  fs::create_directories(root);
+  std::string name = fmt::format("step_{}", step);
+  fs::path tmp = root / (name + ".tmp");
+  fs::path dst = root / name;
+  fs::remove_all(tmp);
+  fs::create_directories(tmp);
+  save_safetensors((tmp / "model.safetensors").string(), model, {{"format", "pt"}, {"step", std::to_string(step)}});
+  save_safetensors((tmp / "optim.safetensors").string(), optim, {{"step", std::to_string(step)}});
+  write_text_atomic((tmp / "trainer.json").string(), trainer.dump(2) + "\n");
+  fs::remove_all(dst);
+  fs::rename(tmp, dst);
+  write_text_atomic((root / "last").string(), name + "\n");
+  if (keep_last <= 0) return;
+  std::vector<std::pair<int64_t, fs::path>> steps;
+  for (const auto& e : fs::directory_iterator(root)) {
+    std::string n = e.path().filename().string();
+    if (!e.is_directory() || n.rfind("step_", 0) != 0 || n.find('.') != std::string::npos) continue;
+    try {
+      steps.emplace_back(std::stoll(n.substr(5)), e.path());
+    } catch (const std::exception&) {
+    }
+  }
+  std::sort(steps.begin(), steps.end());
+  int64_t excess = static_cast<int64_t>(steps.size()) - keep_last;
+  for (int64_t i = 0; i < excess; ++i) {
+    if (steps[static_cast<size_t>(i)].second.filename() == best_name) continue;
+    fs::remove_all(steps[static_cast<size_t>(i)].second);
+  }
+}
+
+std::optional<std::string> last_checkpoint(const std::string& work_dir) {
+  fs::path last = fs::path(work_dir) / "checkpoints" / "last";
+  std::ifstream in(last);
+  if (!in) return std::nullopt;
+  std::string name;
+  std::getline(in, name);
+  fs::path dir = fs::path(work_dir) / "checkpoints" / name;
+  if (name.empty() || !fs::is_directory(dir)) return std::nullopt;
+  return dir.string();
+}
+
+Checkpoint load_checkpoint(const std::string& dir) {
+  Checkpoint c;
+  c.dir = dir;
+  c.model = load_safetensors((fs::path(dir) / "model.safetensors").string()).tensors;
+  c.optim = load_safetensors((fs::path(dir) / "optim.safetensors").string()).tensors;
+  std::ifstream in(fs::path(dir) / "trainer.json");
+  if (!in) throw UserError(fmt::format("{}/trainer.json: missing (an incomplete checkpoint?)", dir));
+  try {
+    in >> c.trainer;
+  } catch (const std::exception& e) {
+    throw UserError(fmt::format("{}/trainer.json: not valid JSON ({})", dir, e.what()));
+  }
+  return c;
+}
+
+std::string resolve_model_file(const std::string& path, const std::string& where) {
+  fs::path p(path);
+  if (fs::is_regular_file(p)) return p.string();
+  if (fs::is_regular_file(p / "model.safetensors")) return (p / "model.safetensors").string();
+  if (auto last = last_checkpoint(path)) return (fs::path(*last) / "model.safetensors").string();
+  throw UserError(fmt::format("{}: '{}' is neither a weights file, a checkpoint folder nor a work_dir with "
+                              "checkpoints/last (run the experiment that writes it first)",
+                              where, path));
+}
+
+MetricsLog::MetricsLog(const std::string& work_dir, bool resume, int64_t resume_step)
+    : path_((fs::path(work_dir) / "metrics.jsonl").string()) {
+  std::string kept;
+  if (resume) {
+    std::ifstream in(path_);
+    std::string line;
+    while (std::getline(in, line)) {
+      try {
+        auto j = nlohmann::json::parse(line);
+        if (j.value("step", int64_t{0}) <= resume_step) kept += line + "\n";
+      } catch (const std::exception&) {
+      }
+    }
+  }
+  write_text_atomic(path_, kept);
+}
+
+void MetricsLog::write(const nlohmann::json& record) {
+  std::ofstream out(path_, std::ios::app);
+  out << record.dump() << "\n";
+}
+
+torch::Tensor torch_rng_state() {
+  auto gen = at::detail::getDefaultCPUGenerator();
+  std::lock_guard<std::mutex> lock(gen.mutex());
+  return gen.get_state();
+}
+
+void set_torch_rng_state(const torch::Tensor& state) {
+  auto gen = at::detail::getDefaultCPUGenerator();
+  std::lock_guard<std::mutex> lock(gen.mutex());
+  gen.set_state(state);
+}
+
+}  // namespace bevt::host::train

@@ -1,0 +1,45 @@
+// Checkpoints: work_dir/checkpoints/step_<N>/{model,optim}.safetensors + trainer.json, written into a
+// temporary folder and renamed into place (a killed run never leaves a half checkpoint); checkpoints/last
+// names the newest complete one; older ones beyond keep_last are removed (the best is kept).
+#pragma once
+
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+
+#include "bevt/tensor_map.h"
+
+namespace bevt::host::train {
+
+struct Checkpoint {
+  std::string dir;
+  TensorMap model, optim;
+  nlohmann::json trainer;
+};
+
+void save_checkpoint(const std::string& work_dir, int64_t step, const TensorMap& model, const TensorMap& optim,
+                     const nlohmann::json& trainer, int64_t keep_last, const std::string& best_name = {});
+// The folder checkpoints/last names, if any.
+std::optional<std::string> last_checkpoint(const std::string& work_dir);
+Checkpoint load_checkpoint(const std::string& dir);  // throws UserError naming the missing or bad file
+// A model file: a checkpoint folder (its model.safetensors), a work_dir (its last checkpoint) or a file.
+std::string resolve_model_file(const std::string& path, const std::string& where);
+
+// Writes text atomically (results.json, last, ...).
+void write_text_atomic(const std::string& path, const std::string& text);
+
+// Appends one JSON object per line to work_dir/metrics.jsonl; on resume keeps only records up to `step`.
+class MetricsLog {
+ public:
+  MetricsLog(const std::string& work_dir, bool resume, int64_t resume_step);
+  void write(const nlohmann::json& record);
+
+ private:
+  std::string path_;
+};
+
+// Torch's default CPU generator state (dropout, drop path) as a tensor, for bit-exact resume.
+torch::Tensor torch_rng_state();
+void set_torch_rng_state(const torch::Tensor& state);
+
+}  // namespace bevt::host::train

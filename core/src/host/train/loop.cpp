@@ -1,0 +1,203 @@
+#include "loop.h"
+
+#include <fmt/format.h>
+
+#include <chrono>
+#include <cmath>
+#include <filesystem>
+#include <functional>
+
+#include "bevt/error.h"
+#include "bevt/log.h"
+#include "bevt/progress.h"
+#include "bevt/rng.h"
+#include "host/sections.h"
+
+namespace fs = std::filesystem;
+
+namespace bevt::host::train {
+
+Batch StreamLoader::next() {
+  Batch b;
+  while (true) {
+    if (loader->next(b)) {
+      ++batch;
+      return b;
+    }
+    ++epoch;
+    batch = 0;
+    loader->start_epoch(epoch, 0);
+  }
+}
+
+std::unique_ptr<StreamLoader> make_stream(const RunContext& ctx, const std::string& name,
+                                          std::shared_ptr<Dataset> dataset, int64_t batch_size, bool shuffle,
+                                          uint64_t stream_id) {
+  Config lc = host_section(ctx.root, "loader");
+  LoaderOptions o;
+  o.batch_size = batch_size;
+  o.workers = lc.get_int("workers");
+  o.prefetch = lc.get_int("prefetch");
+  o.max_bad_fraction = lc.get_float("max_bad_fraction");
+  o.shuffle = shuffle;
+  o.drop_last = shuffle;
+  o.seed = ctx.run.seed;
+  o.stream_id = stream_id;
+  o.pin_memory = ctx.run.device != "cpu";
+  if (static_cast<int64_t>(dataset->size()) < batch_size && shuffle)
+    throw UserError(fmt::format("{}: the {} dataset has {} samples, fewer than one batch of {} (lower "
+                                "loader.batch_size or add data)",
+                                lc.where(), name, dataset->size(), batch_size));
+  auto s = std::make_unique<StreamLoader>();
+  s->name = name;
+  s->loader = std::make_unique<Loader>(std::move(dataset), o);
+  return s;
+}
+
+uint64_t sample_seed(uint64_t seed, const std::string& purpose, int64_t epoch, int64_t index) {
+  return Rng::derive(seed, {std::hash<std::string>{}(purpose), static_cast<uint64_t>(epoch),
+                            static_cast<uint64_t>(index)});
+}
+
+std::string config_hash(const Config& root) {
+  Config c = root.deep_copy();
+  if (c.has("run")) {
+    Config run = c.get_table("run");
+    for (const char* k : {"max_steps", "epochs", "work_dir", "log_every", "ckpt_every", "keep_last", "threads"})
+      run.erase(k);
+  }
+  return fmt::format("{:016x}", std::hash<std::string>{}(c.to_toml()));
+}
+
+namespace {
+
+nlohmann::json trainer_state(int64_t step, const std::vector<StreamLoader*>& streams, const std::string& hash) {
+  nlohmann::json j;
+  j["step"] = step;
+  j["config_hash"] = hash;
+  for (auto* s : streams) j["loaders"][s->name] = {{"epoch", s->epoch}, {"batch", s->batch}};
+  return j;
+}
+
+std::string fmt_terms(const std::map<std::string, double>& m) {
+  std::string out;
+  for (const auto& [k, v] : m) out += fmt::format("{}{} {:.4g}", out.empty() ? "" : " ", k, v);
+  return out;
+}
+
+}  // namespace
+
+LoopResult run_loop(const RunContext& ctx, TrainModel& model, const LoopSpec& spec) {
+  Config optim_cfg = host_section(ctx.root, "optim");
+  OptimSettings os = OptimSettings::from(optim_cfg);
+  const int64_t total = ctx.run.max_steps > 0 ? ctx.run.max_steps : ctx.run.epochs * spec.steps_per_epoch;
+  if (total <= 0) throw UserError(fmt::format("{}: nothing to run: run.max_steps and run.epochs are 0",
+                                              ctx.root.where("run")));
+  if (os.warmup_epochs > 0) os.warmup_steps = static_cast<int64_t>(std::llround(os.warmup_epochs * spec.steps_per_epoch));
+
+  AdamW opt(model.parameters(), os);
+  const std::string hash = config_hash(ctx.root);
+  int64_t start = 0;
+  if (ctx.resume) {
+    auto last = last_checkpoint(ctx.run.work_dir);
+    if (!last) {
+      log_warn("--resume: no checkpoint in {}/checkpoints; starting from scratch", ctx.run.work_dir);
+    } else {
+      Checkpoint ck = load_checkpoint(*last);
+      if (ck.trainer.value("config_hash", "") != hash)
+        throw UserError(fmt::format("{}: the experiment changed since this checkpoint (config hash {} vs {}); "
+                                    "resume with the same config or use another run.work_dir",
+                                    *last, ck.trainer.value("config_hash", "?"), hash));
+      model.load_state(ck.model, *last + "/model.safetensors");
+      opt.load_state(ck.optim);
+      auto rng = ck.optim.find("__torch_rng_state__");
+      if (rng != ck.optim.end()) set_torch_rng_state(rng->second.clone());
+      start = ck.trainer.at("step").get<int64_t>();
+      for (auto* s : spec.streams) {
+        if (!ck.trainer["loaders"].contains(s->name)) continue;
+        s->epoch = ck.trainer["loaders"][s->name]["epoch"].get<int64_t>();
+        s->batch = ck.trainer["loaders"][s->name]["batch"].get<int64_t>();
+      }
+      log_info("resumed from {} at step {}", *last, start);
+    }
+  }
+  for (auto* s : spec.streams) s->loader->start_epoch(s->epoch, s->batch);
+
+  MetricsLog metrics(ctx.run.work_dir, ctx.resume, start);
+  Progress progress(spec.label, total);
+  std::map<std::string, double> window;
+  int64_t window_n = 0;
+  double data_time = 0, step_time = 0;
+  LoopResult result;
+
+  auto save = [&](int64_t step) {
+    TensorMap optim_state = opt.state();
+    optim_state["__torch_rng_state__"] = torch_rng_state();
+    save_checkpoint(ctx.run.work_dir, step, model.state(), optim_state, trainer_state(step, spec.streams, hash),
+                    ctx.run.keep_last);
+  };
+
+  model.train(true);
+  for (int64_t step = start; step < total; ++step) {
+    auto t0 = std::chrono::steady_clock::now();
+    opt.zero_grad();
+    std::map<std::string, double> sums;
+    for (int64_t micro = 0; micro < os.accum_steps; ++micro) {
+      auto terms = spec.step(step);
+      torch::Tensor loss = terms.at("loss");
+      for (const auto& [k, v] : terms) {
+        double x = v.item<double>();
+        if (!std::isfinite(x) && (k == "loss" || k.rfind("loss_", 0) == 0))
+          throw RunError(fmt::format("step {}: {} is {} (diverged); the last good checkpoint is kept in {}/checkpoints "
+                                     "(lower optim.lr or raise optim.warmup_steps)",
+                                     step + 1, k, x, ctx.run.work_dir));
+        sums[k] += x / static_cast<double>(os.accum_steps);
+      }
+      (loss / static_cast<double>(os.accum_steps)).backward();
+    }
+    model.fold_alias_grads();
+    double lr = scheduled_lr(os, step, total);
+    double gnorm = opt.step(lr);
+    auto t1 = std::chrono::steady_clock::now();
+    step_time += std::chrono::duration<double>(t1 - t0).count();
+    data_time += sums.count("data_time") ? sums["data_time"] : 0.0;
+    for (const auto& [k, v] : sums) window[k] += v;
+    window["grad_norm"] += gnorm;
+    ++window_n;
+    const int64_t done = step + 1;
+    const bool last_step = done == total;
+    if (done % ctx.run.log_every == 0 || last_step) {
+      std::map<std::string, double> mean;
+      for (const auto& [k, v] : window) mean[k] = v / static_cast<double>(window_n);
+      nlohmann::json rec{{"step", done}, {"lr", lr}, {"step_time", step_time / window_n}};
+      for (const auto& [k, v] : mean) rec[k] = v;
+      for (auto* s : spec.streams) rec["epoch_" + s->name] = s->epoch;
+      metrics.write(rec);
+      std::map<std::string, double> shown;
+      for (const auto& [k, v] : mean)
+        if (k != "data_time" && k != "grad_norm") shown[k] = v;
+      std::string tail = fmt::format("lr {:.3g} | {} | data {:.2f}s step {:.2f}s", lr, fmt_terms(shown),
+                                     data_time / window_n, step_time / window_n);
+      progress.update(done, tail);
+      log_debug("step {} {}", done, tail);
+      result.last = mean;
+      window.clear();
+      window_n = 0;
+      data_time = step_time = 0;
+    }
+    if ((ctx.run.ckpt_every > 0 && done % ctx.run.ckpt_every == 0) || last_step) save(done);
+    if (spec.on_epoch_end && spec.steps_per_epoch > 0 && done % spec.steps_per_epoch == 0) {
+      nlohmann::json extra = spec.on_epoch_end(done / spec.steps_per_epoch - 1);
+      if (!extra.is_null()) {
+        extra["step"] = done;
+        metrics.write(extra);
+      }
+      model.train(true);
+    }
+  }
+  progress.finish();
+  result.steps = total;
+  return result;
+}
+
+}  // namespace bevt::host::train

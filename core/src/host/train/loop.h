@@ -1,0 +1,59 @@
+// What the training runners share: experiment sections, loaders, the optimiser, checkpointing and resume,
+// metrics and the progress line. Each runner supplies the loss of one iteration.
+#pragma once
+
+#include <functional>
+#include <map>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <string>
+
+#include "checkpoint.h"
+#include "host/data/loader.h"
+#include "host/runners.h"
+#include "model.h"
+#include "optim.h"
+
+namespace bevt::host::train {
+
+struct StreamLoader {
+  std::string name;
+  std::unique_ptr<Loader> loader;
+  int64_t epoch = 0;
+  int64_t batch = 0;  // next batch index within the epoch
+  // Next batch, moving to the next epoch when one ends (the image stream cycles under the video stream).
+  Batch next();
+};
+
+std::unique_ptr<StreamLoader> make_stream(const RunContext& ctx, const std::string& name,
+                                          std::shared_ptr<Dataset> dataset, int64_t batch_size, bool shuffle,
+                                          uint64_t stream_id);
+
+// One iteration's losses: "loss" is what is minimised; everything else is logged (accuracies, parts).
+using StepFn = std::function<std::map<std::string, torch::Tensor>(int64_t step)>;
+
+struct LoopSpec {
+  std::string label;                  // progress-line label
+  int64_t steps_per_epoch = 1;        // optimiser steps per epoch of the main stream
+  std::vector<StreamLoader*> streams;  // whose positions are checkpointed
+  StepFn step;
+  // Called after each epoch of the main stream (validation); may return metrics to log.
+  std::function<nlohmann::json(int64_t epoch)> on_epoch_end;
+};
+
+struct LoopResult {
+  int64_t steps = 0;
+  std::map<std::string, double> last;  // mean of the last logging window
+};
+
+// Runs the optimisation loop with checkpoints every run.ckpt_every steps (and at the end), resume from
+// checkpoints/last, NaN/Inf detection (RunError naming step and term), metrics.jsonl and the progress line.
+LoopResult run_loop(const RunContext& ctx, TrainModel& model, const LoopSpec& spec);
+
+// Seed for a per-sample random choice (masks): a pure function of (seed, purpose, epoch, index).
+uint64_t sample_seed(uint64_t seed, const std::string& purpose, int64_t epoch, int64_t index);
+
+// A stable hash of the resolved config (without run.max_steps/epochs/work_dir), stored in checkpoints.
+std::string config_hash(const Config& root);
+
+}  // namespace bevt::host::train

@@ -1,0 +1,47 @@
+// The trained model: one backbone and named heads, with parameters under the official checkpoint names
+// (backbone.* for the encoder and BEVT's decoders, cls_head.* for classifiers), so a bevt checkpoint is laid
+// out as an official mmaction/BEVT one and loads both ways.
+#pragma once
+
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "bevt/backbone.h"
+#include "bevt/head.h"
+#include "host/compose.h"
+#include "optim.h"
+
+namespace bevt::host::train {
+
+struct TrainModel {
+  std::shared_ptr<Backbone> backbone;
+  std::map<std::string, std::shared_ptr<Head>> heads;  // by slot: "image", "video", "cls"
+  // Parameters sharing storage with an earlier one (a tied cls_head.lm_head): their gradients are added to the
+  // primary's before the optimiser step, and they are not optimised twice.
+  std::vector<std::pair<torch::Tensor, torch::Tensor>> aliases;  // (alias, primary)
+  // A module trained on its own (run.mode = "tokenizer"), under its own parameter names.
+  std::shared_ptr<torch::nn::Module> standalone;
+
+  std::vector<NamedParam> parameters() const;  // trainable, deduplicated, official names
+  TensorMap state() const;                     // parameters and buffers, official names
+  // Loads a state written by state() (strict: everything must match).
+  void load_state(const TensorMap& tensors, const std::string& source);
+  void train(bool on);
+  void fold_alias_grads();
+};
+
+// Component lookup by table path ("model.backbone"); nullptr when absent.
+const Component* find_component(const Composition& c, const std::string& path);
+template <class T>
+std::shared_ptr<T> component_as(const Composition& c, const std::string& path) {
+  const Component* comp = find_component(c, path);
+  return comp ? std::static_pointer_cast<T>(comp->object) : nullptr;
+}
+
+// model.backbone plus every table under model.heads; with tie_lm_head, heads that each hold a
+// cls_head.lm_head of the same shape share the first one's (BEVT's one vocabulary classifier).
+TrainModel assemble_model(const Composition& comp, bool tie_lm_head);
+
+}  // namespace bevt::host::train

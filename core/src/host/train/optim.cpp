@@ -1,0 +1,135 @@
+#include "optim.h"
+
+#include <fmt/format.h>
+
+#include <cmath>
+
+#include "bevt/error.h"
+
+namespace bevt::host::train {
+
+OptimSettings OptimSettings::from(const Config& c) {
+  OptimSettings s;
+  s.lr = c.get_float("lr");
+  s.min_lr = c.get_float("min_lr");
+  s.weight_decay = c.get_float("weight_decay");
+  auto betas = c.get_float_list("betas");
+  if (betas.size() != 2) throw UserError(fmt::format("{}: optim.betas must be [beta1, beta2]", c.where("betas")));
+  s.beta1 = betas[0];
+  s.beta2 = betas[1];
+  s.eps = c.get_float("eps");
+  s.clip_grad = c.get_float("clip_grad");
+  s.warmup_ratio = c.get_float("warmup_ratio");
+  s.warmup_steps = c.get_int("warmup_steps");
+  s.warmup_epochs = c.get_float("warmup_epochs");
+  s.accum_steps = c.get_int("accum_steps");
+  s.no_decay_keys = c.get_string_list("no_decay_keys");
+  for (const auto& entry : c.get_string_list("lr_mult")) {
+    auto colon = entry.rfind(':');
+    double m = 0;
+    try {
+      if (colon == std::string::npos) throw std::invalid_argument("no colon");
+      m = std::stod(entry.substr(colon + 1));
+    } catch (const std::exception&) {
+      throw UserError(fmt::format("{}: optim.lr_mult entries are \"prefix:multiplier\", got \"{}\"",
+                                  c.where("lr_mult"), entry));
+    }
+    s.lr_mult.emplace_back(entry.substr(0, colon), m);
+  }
+  if (s.lr <= 0) throw UserError(fmt::format("{}: optim.lr must be > 0", c.where("lr")));
+  if (s.accum_steps < 1) throw UserError(fmt::format("{}: optim.accum_steps must be >= 1", c.where("accum_steps")));
+  if (s.warmup_ratio < 0 || s.warmup_ratio > 1)
+    throw UserError(fmt::format("{}: optim.warmup_ratio must be in [0, 1]", c.where("warmup_ratio")));
+  return s;
+}
+
+AdamW::AdamW(std::vector<NamedParam> params, const OptimSettings& s) : params_(std::move(params)), s_(s) {
+  for (const auto& p : params_) {
+    bool decay = true;
+    for (const auto& k : s.no_decay_keys)
+      if (p.name.find(k) != std::string::npos) decay = false;
+    wd_.push_back(decay ? s.weight_decay : 0.0);
+    double mult = 1.0;
+    size_t best = 0;
+    for (const auto& [prefix, m] : s.lr_mult)
+      if (p.name.rfind(prefix, 0) == 0 && prefix.size() >= best) {
+        best = prefix.size();
+        mult = m;
+      }
+    lr_mult_.push_back(mult);
+    exp_avg_.push_back(torch::zeros_like(p.param));
+    exp_avg_sq_.push_back(torch::zeros_like(p.param));
+    steps_.push_back(0);
+  }
+}
+
+void AdamW::zero_grad() {
+  for (auto& p : params_)
+    if (p.param.grad().defined()) p.param.mutable_grad().zero_();
+}
+
+double AdamW::step(double lr) {
+  torch::NoGradGuard no_grad;
+  // Global L2 norm over every gradient, as torch.nn.utils.clip_grad_norm_.
+  double total = 0;
+  for (const auto& p : params_)
+    if (p.param.grad().defined()) total += p.param.grad().pow(2).sum().item<double>();
+  double norm = std::sqrt(total);
+  double scale = 1.0;
+  if (s_.clip_grad > 0 && norm > s_.clip_grad) scale = s_.clip_grad / (norm + 1e-6);
+  for (size_t i = 0; i < params_.size(); ++i) {
+    auto& p = params_[i].param;
+    if (!p.grad().defined()) continue;  // unused in this step (e.g. the other stream's decoder)
+    torch::Tensor g = scale != 1.0 ? p.grad() * scale : p.grad();
+    double plr = lr * lr_mult_[i];
+    steps_[i] += 1;
+    p.mul_(1 - plr * wd_[i]);
+    exp_avg_[i].mul_(s_.beta1).add_(g, 1 - s_.beta1);
+    exp_avg_sq_[i].mul_(s_.beta2).addcmul_(g, g, 1 - s_.beta2);
+    double bc1 = 1 - std::pow(s_.beta1, static_cast<double>(steps_[i]));
+    double bc2 = 1 - std::pow(s_.beta2, static_cast<double>(steps_[i]));
+    torch::Tensor denom = (exp_avg_sq_[i].sqrt() / std::sqrt(bc2)).add_(s_.eps);
+    p.addcdiv_(exp_avg_[i], denom, -plr / bc1);
+  }
+  return norm;
+}
+
+TensorMap AdamW::state() const {
+  TensorMap out;
+  for (size_t i = 0; i < params_.size(); ++i) {
+    out[params_[i].name + ".exp_avg"] = exp_avg_[i];
+    out[params_[i].name + ".exp_avg_sq"] = exp_avg_sq_[i];
+    out[params_[i].name + ".step"] = torch::tensor(steps_[i], torch::kInt64);
+  }
+  return out;
+}
+
+void AdamW::load_state(const TensorMap& state) {
+  torch::NoGradGuard no_grad;
+  for (size_t i = 0; i < params_.size(); ++i) {
+    const std::string& n = params_[i].name;
+    auto a = state.find(n + ".exp_avg"), b = state.find(n + ".exp_avg_sq"), s = state.find(n + ".step");
+    if (a == state.end() || b == state.end() || s == state.end())
+      throw UserError(fmt::format("optimizer state has no entry for parameter '{}' (the model changed since the "
+                                  "checkpoint?)",
+                                  n));
+    if (a->second.sizes() != exp_avg_[i].sizes())
+      throw UserError(fmt::format("optimizer state of '{}' has another shape than the parameter", n));
+    exp_avg_[i].copy_(a->second);
+    exp_avg_sq_[i].copy_(b->second);
+    steps_[i] = s->second.item<int64_t>();
+  }
+}
+
+double scheduled_lr(const OptimSettings& s, int64_t step, int64_t total_steps) {
+  const double pi = 3.14159265358979323846;
+  double progress = total_steps > 0 ? static_cast<double>(step) / static_cast<double>(total_steps) : 0.0;
+  double lr = s.min_lr + (s.lr - s.min_lr) * 0.5 * (1 + std::cos(pi * std::min(progress, 1.0)));
+  if (step < s.warmup_steps) {
+    double k = (1 - static_cast<double>(step) / static_cast<double>(s.warmup_steps)) * (1 - s.warmup_ratio);
+    lr *= (1 - k);
+  }
+  return lr;
+}
+
+}  // namespace bevt::host::train

@@ -1,0 +1,165 @@
+// run.mode = "pretrain": BEVT's joint masked image + masked video modelling with one shared encoder
+// (streams = ["image"] is BEVT-I, ["video"] BEVT-V, both BEVT). Each iteration runs one batch per stream and
+// one backward over the weighted sum of the stream losses (cross-entropy over masked positions, targets
+// from the frozen tokenizer on the tokenizer view of the same crop).
+#include <fmt/format.h>
+
+#include "bevt/error.h"
+#include "bevt/log.h"
+#include "bevt/masker.h"
+#include "bevt/strings.h"
+#include "bevt/tokenizer.h"
+#include "host/sections.h"
+#include "loop.h"
+#include "runners_internal.h"
+
+namespace bevt::host::train {
+
+namespace {
+
+struct Stream {
+  std::string name;  // "image" | "video"
+  double weight = 1;
+  std::shared_ptr<Masker> masker;
+  std::shared_ptr<Head> head;
+  std::unique_ptr<StreamLoader> data;
+};
+
+// Masks for a batch: one per sample, from (seed, stream, epoch, index), on `grid` (t, h, w).
+torch::Tensor sample_masks(const Stream& s, const Batch& b, int64_t epoch, uint64_t seed,
+                           const std::array<int64_t, 3>& grid) {
+  std::vector<torch::Tensor> masks;
+  for (int64_t idx : b.indices) {
+    Rng rng(sample_seed(seed, "mask/" + s.name, epoch, idx));
+    masks.push_back(s.masker->sample(grid, rng));
+  }
+  return torch::stack(masks);
+}
+
+std::map<std::string, torch::Tensor> masked_ce(const torch::Tensor& logits, const torch::Tensor& tokens,
+                                               const torch::Tensor& mask, const std::string& stream) {
+  // logits [B, L, V]; tokens, mask [B, L]
+  torch::Tensor sel = mask.reshape({mask.size(0), -1});
+  torch::Tensor tgt = tokens.reshape({tokens.size(0), -1});
+  if (logits.size(1) != sel.size(1))
+    throw UserError(fmt::format("{} stream: the decoder predicts {} positions but the tokenizer gives {} targets "
+                                "(make the tokenizer view size / tokenizer downsample equal the decoder grid: "
+                                "e.g. set data.{}.tokenizer_size)",
+                                stream, logits.size(1), sel.size(1), stream));
+  torch::Tensor l = logits.index({sel});
+  torch::Tensor t = tgt.index({sel});
+  std::map<std::string, torch::Tensor> out;
+  if (t.numel() == 0) {
+    out["loss_" + stream] = logits.sum() * 0;
+    out["acc_" + stream] = torch::zeros({});
+    return out;
+  }
+  out["loss_" + stream] = torch::nn::functional::cross_entropy(l, t);
+  out["acc_" + stream] = (l.argmax(-1) == t).to(torch::kFloat).mean().detach();
+  return out;
+}
+
+int run_pretrain(const RunContext& ctx) {
+  Config pc = host_section(ctx.root, "pretrain");
+  Config lc = host_section(ctx.root, "loader");
+  auto stream_names = pc.get_string_list("streams");
+  if (stream_names.empty()) throw UserError(fmt::format("{}: pretrain.streams is empty", pc.where("streams")));
+  TrainModel model = assemble_model(ctx.composition, pc.get_bool("tie_lm_head"));
+  auto tokenizer = component_as<Tokenizer>(ctx.composition, "tokenizer");
+  if (!tokenizer) throw UserError("pretraining needs a [tokenizer] table (the targets of masked modelling)");
+  tokenizer->eval();
+  for (auto& p : tokenizer->parameters()) p.set_requires_grad(false);
+
+  std::vector<Stream> streams;
+  uint64_t stream_id = 0;
+  for (const auto& name : stream_names) {
+    if (name != "image" && name != "video")
+      throw UserError(fmt::format("{}: unknown stream '{}' (image | video)", pc.where("streams"), name));
+    Stream s;
+    s.name = name;
+    s.weight = pc.get_float(name + "_weight");
+    s.masker = component_as<Masker>(ctx.composition, "masker." + name);
+    if (!s.masker) throw UserError(fmt::format("the {} stream needs a [masker.{}] table", name, name));
+    auto it = model.heads.find(name);
+    if (it == model.heads.end())
+      throw UserError(fmt::format("the {} stream needs a [model.heads.{}] decoder (mim_{})", name, name, name));
+    s.head = it->second;
+    auto ds = component_as<Dataset>(ctx.composition, "data." + name);
+    if (!ds) throw UserError(fmt::format("the {} stream needs a [data.{}] dataset", name, name));
+    if (ds->is_video() != (name == "video"))
+      throw UserError(fmt::format("[data.{}] gives {} but the {} stream needs {}", name,
+                                  ds->is_video() ? "videos" : "images", name, name == "video" ? "videos" : "images"));
+    if (name == "image" && !model.backbone->spec().has_image_path)
+      throw UserError("the image stream needs a backbone with an image path (spec().has_image_path)");
+    int64_t bs = name == "video" ? lc.get_int("batch_size") : lc.get_int("image_batch_size");
+    s.data = make_stream(ctx, name, ds, bs, true, ++stream_id);
+    streams.push_back(std::move(s));
+  }
+  // The epoch is set by the video stream when there is one (the image stream cycles), as in BEVT.
+  StreamLoader* main = streams.back().data.get();
+  for (auto& s : streams)
+    if (s.name == "video") main = s.data.get();
+  int64_t accum = host_section(ctx.root, "optim").get_int("accum_steps");
+  int64_t steps_per_epoch = std::max<int64_t>(1, main->loader->batches_per_epoch() / accum);
+
+  const auto device = torch::Device(ctx.run.device);
+  model.backbone->to(device);
+  for (auto& [k, h] : model.heads) h->to(device);
+  tokenizer->to(device);
+  const auto spec = model.backbone->spec();
+
+  LoopSpec loop;
+  loop.label = "pretrain";
+  loop.steps_per_epoch = steps_per_epoch;
+  for (auto& s : streams) loop.streams.push_back(s.data.get());
+  loop.step = [&](int64_t) {
+    std::map<std::string, torch::Tensor> out;
+    torch::Tensor total = torch::zeros({}, torch::TensorOptions().device(device));
+    double data_time = 0;
+    for (auto& s : streams) {
+      int64_t epoch = s.data->epoch;
+      Batch b = s.data->next();
+      data_time += b.data_wait_s;
+      if (!b.tokenizer_view.defined())
+        throw UserError(fmt::format("[data.{}] gives no tokenizer view: set its tokenizer_size", s.name));
+      torch::Tensor x = b.input.to(device);
+      torch::Tensor view = b.tokenizer_view.to(device);
+      std::map<std::string, torch::Tensor> terms;
+      if (s.name == "image") {
+        torch::Tensor tokens = tokenizer->tokenize(view);  // [B, h, w]
+        torch::Tensor mask = sample_masks(s, b, epoch, ctx.run.seed, {1, tokens.size(1), tokens.size(2)})
+                                 .squeeze(1)
+                                 .to(device);
+        Features f = model.backbone->forward_image(x, mask);
+        terms = masked_ce(s.head->forward(f, *model.backbone), tokens, mask, "image");
+      } else {
+        const int64_t B = view.size(0), T = view.size(1);
+        torch::Tensor tokens = tokenizer->tokenize(view.flatten(0, 1));
+        tokens = tokens.reshape({B, T, tokens.size(1), tokens.size(2)});  // every frame is a target
+        auto grid = spec.token_grid(x.size(2), x.size(3), x.size(4));
+        torch::Tensor mask = sample_masks(s, b, epoch, ctx.run.seed, {grid[0], tokens.size(2), tokens.size(3)}).to(device);
+        Features f = model.backbone->forward_video(x, mask);
+        // Targets are per frame: a masked temporal slot masks each frame it covers.
+        torch::Tensor frame_mask = mask.repeat_interleave(T / grid[0], 1);
+        terms = masked_ce(s.head->forward(f, *model.backbone), tokens, frame_mask, "video");
+      }
+      total = total + s.weight * terms.at("loss_" + s.name);
+      out.insert(terms.begin(), terms.end());
+    }
+    out["loss"] = total;
+    out["data_time"] = torch::tensor(data_time);
+    return out;
+  };
+  LoopResult r = run_loop(ctx, model, loop);
+  nlohmann::json results{{"mode", "pretrain"}, {"steps", r.steps}, {"streams", stream_names}};
+  for (const auto& [k, v] : r.last) results["final_" + k] = v;
+  write_results(ctx, results);
+  log_info("pretraining done: {} steps; {}", r.steps, results.dump());
+  return 0;
+}
+
+}  // namespace
+
+void register_pretrain_runner() { register_runner("pretrain", run_pretrain); }
+
+}  // namespace bevt::host::train
