@@ -2,4 +2,4 @@
 # the dataset plugins on tiny public layouts and bevt-data (test_data_plugins).
 bevt_add_gtest(test_data ${CMAKE_CURRENT_SOURCE_DIR}/test_data.cpp)
 bevt_add_gtest(test_data_plugins ${CMAKE_CURRENT_SOURCE_DIR}/test_data_plugins.cpp)
-add_dependencies(test_data_plugins synthetic kinetics ssv2 diving48 imagenet bevt-data)
+add_dependencies(test_data_plugins synthetic kinetics ssv2 diving48 imagenet maskers bevt-data)

@@ -368,6 +368,9 @@ size = 32
 clip_len = 8
 tokenizer_size = 16
 cache_dir = "{0}/cache"
+[model.masker]
+plugin = "tube_random"
+mask_ratio = 0.5
 )", d.string()));
   auto r = test::run(fmt::format("{} {}/exp.toml --stream video --show 3 --out {}/out", test::bin("bevt-data"), d.string(),
                                  d.string()));
@@ -378,6 +381,11 @@ cache_dir = "{0}/cache"
   EXPECT_EQ(j["classes"].size(), 8u);
   EXPECT_TRUE(j["bad_files"].empty());
   EXPECT_TRUE(fs::exists(d / "out" / "sample_000.png"));
+  auto masked = test::run(fmt::format("{} {}/exp.toml --stream video --show 1 --check 0 --masker model.masker "
+                                      "--mask-cell 2 8 8 --out {}/out_mask",
+                                      test::bin("bevt-data"), d.string(), d.string()));
+  ASSERT_EQ(masked.status, 0) << masked.output;
+  EXPECT_TRUE(fs::exists(d / "out_mask" / "sample_000.png"));
   auto bad = test::run(fmt::format("{} {}/exp.toml --stream nope --out {}/out2", test::bin("bevt-data"), d.string(), d.string()));
   EXPECT_EQ(bad.status, 2) << bad.output;
 }
