@@ -348,6 +348,19 @@ TEST(Datasets, SyntheticPlugin) {
   EXPECT_EQ(s.label, 5);
   EXPECT_EQ(s.input.sizes(), torch::IntArrayRef({3, 8, 32, 32}));
   EXPECT_EQ(s.tokenizer_view.sizes(), torch::IntArrayRef({8, 3, 16, 16}));
+  // Real decoding through the loader: the same batches with 0, 1 and 4 workers (random crops and flips on).
+  auto aug = build("plugin = 'synthetic'\nnum_videos = 16\nframes = 8\nsize = 32\nclip_len = 4\nframe_interval = 2\n"
+                   "crop = 'random_resized'\ncrop_size = 24\ncolor_jitter = [0.3, 0.3, 0.3]\n",
+                   cache.string());
+  LoaderOptions o;
+  o.batch_size = 3;
+  o.seed = 5;
+  o.workers = 0;
+  auto ref = epoch_batches(aug, o, 2);
+  for (int64_t w : {1, 4}) {
+    o.workers = w;
+    expect_same(ref, epoch_batches(aug, o, 2));
+  }
   auto img = build("plugin = 'synthetic'\nnum_videos = 8\nsize = 32\nvideo = false\n", cache.string());
   EXPECT_FALSE(img->is_video());
   EXPECT_EQ(img->class_names().size(), 4u);
