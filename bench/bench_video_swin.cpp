@@ -17,6 +17,14 @@
 
 namespace {
 
+// Process CPU seconds (user + system) so far: a load-independent measure of the work done on a shared box.
+double cpu_seconds() {
+  rusage u{};
+  getrusage(RUSAGE_SELF, &u);
+  return static_cast<double>(u.ru_utime.tv_sec + u.ru_stime.tv_sec) +
+         1e-6 * static_cast<double>(u.ru_utime.tv_usec + u.ru_stime.tv_usec);
+}
+
 double current_rss_mb() {
   std::ifstream f("/proc/self/statm");
   long pages = 0, rss = 0;
@@ -24,8 +32,8 @@ double current_rss_mb() {
   return static_cast<double>(rss) * 4096.0 / (1024.0 * 1024.0);
 }
 
-bevt::bench::Result run_case(const std::string& name, int warmup, int reps) {
-  torch::set_num_threads(2);
+bevt::bench::Result run_case(const std::string& name, int warmup, int reps, int threads) {
+  torch::set_num_threads(threads);
   torch::manual_seed(0);
   auto reg = bevt::host::Registry::discover(bevt::host::Registry::default_dirs());
   auto cfg = bevt::Config::from_toml(
@@ -38,12 +46,15 @@ bevt::bench::Result run_case(const std::string& name, int warmup, int reps) {
   if (name == "eval") {
     model->eval();
     double before = current_rss_mb();
+    double c0 = cpu_seconds();
     r = bevt::bench::time_case("video_swin_t eval forward 1x3x8x112x112", warmup, reps, [&] {
       torch::NoGradGuard ng;
       auto f = model->forward_video(clip);
       (void)f.at("out").sum().item<float>();
     });
+    r.fields["cpu_s_per_iter"] = (cpu_seconds() - c0) / (warmup + reps);
     r.fields["rss_before_mb"] = before;
+    r.fields["threads"] = threads;
     return r;
   }
   model->train();
@@ -62,11 +73,14 @@ bevt::bench::Result run_case(const std::string& name, int warmup, int reps) {
     opt.zero_grad();
   }
   double before = current_rss_mb();
+  double c0 = cpu_seconds();
   r = bevt::bench::time_case(name == "train_ckpt" ? "video_swin_t train step + grad checkpointing"
                                                   : "video_swin_t train step (fwd+bwd+AdamW)",
                              warmup, reps, step);
   r.fields["rss_before_mb"] = before;
+  r.fields["cpu_s_per_iter"] = (cpu_seconds() - c0) / (warmup + reps);
   r.fields["activation_mb"] = r.peak_rss_mb - before;
+  r.fields["threads"] = threads;
   return r;
 }
 
@@ -76,20 +90,21 @@ int main(int argc, char** argv) {
   CLI::App app{"bench_video_swin: Video Swin-T training step, eval forward, checkpointed training step"};
   bool json = false;
   std::string one;
-  int warmup = 3, reps = 10;
+  int warmup = 3, reps = 10, threads = 2;
   app.add_flag("--json", json, "one JSON object per case");
   app.add_option("--case", one, "run one case in this process (train | eval | train_ckpt)");
   app.add_option("--warmup", warmup, "untimed runs (default 3)");
   app.add_option("--reps", reps, "timed runs (default 10)");
+  app.add_option("--threads", threads, "torch threads (default 2)");
   CLI11_PARSE(app, argc, argv);
   if (!one.empty()) {
-    bevt::bench::print({run_case(one, warmup, reps)}, true);
+    bevt::bench::print({run_case(one, warmup, reps, threads)}, true);
     return 0;
   }
   std::vector<bevt::bench::Result> results;
   const std::string self = std::filesystem::read_symlink("/proc/self/exe").string();
   for (std::string c : {"train", "eval", "train_ckpt"}) {
-    std::string cmd = fmt::format("'{}' --case {} --warmup {} --reps {}", self, c, warmup, reps);
+    std::string cmd = fmt::format("'{}' --case {} --warmup {} --reps {} --threads {}", self, c, warmup, reps, threads);
     std::FILE* p = popen(cmd.c_str(), "r");
     if (!p) return 1;
     std::string out;
