@@ -2,6 +2,11 @@
 # out-of-tree plugin does find_package(bevt) and bevt_add_plugin(...).
 include(CMakePackageConfigHelpers)
 
+# Exported as bevt::sdk and bevt::plugin_entry, the names bevt_add_plugin links in-tree too.
+set_target_properties(bevt_sdk PROPERTIES EXPORT_NAME sdk)
+set_target_properties(bevt_plugin_entry PROPERTIES EXPORT_NAME plugin_entry)
+set_target_properties(bevt_torch PROPERTIES EXPORT_NAME torch_deps)
+set_target_properties(bevt_warnings PROPERTIES EXPORT_NAME warnings)
 install(DIRECTORY core/include/bevt DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
 install(TARGETS bevt_sdk bevt_plugin_entry bevt_torch bevt_warnings EXPORT bevtTargets
   LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR}

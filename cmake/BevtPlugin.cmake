@@ -1,4 +1,4 @@
-# bevt_add_plugin(<name> SOURCES <files...> [LIBRARIES <targets...>])
+# bevt_add_plugin(<name> SOURCES <files...> [LIBRARIES <targets...>] [NO_INSTALL])
 #
 # Builds one plugin library (which may register several plugins) against the SDK. In-tree the library lands
 # in build/lib/bevt/plugins, where bevt-run finds it; out of tree (find_package(bevt)) it lands in the
@@ -7,7 +7,7 @@
 # The library gets the plugin entry point (bevt::plugin_entry: the ABI check and the manifest that the
 # registration macro fills) and the precompiled torch header.
 function(bevt_add_plugin name)
-  cmake_parse_arguments(ARG "" "" "SOURCES;LIBRARIES" ${ARGN})
+  cmake_parse_arguments(ARG "NO_INSTALL" "" "SOURCES;LIBRARIES" ${ARGN})
   if(NOT ARG_SOURCES)
     message(FATAL_ERROR "bevt_add_plugin(${name}): SOURCES is required")
   endif()
@@ -22,7 +22,9 @@ function(bevt_add_plugin name)
   if(TARGET bevt_pch)
     target_precompile_headers(${name} REUSE_FROM bevt_pch)
     set_target_properties(${name} PROPERTIES LIBRARY_OUTPUT_DIRECTORY ${BEVT_PLUGIN_OUTPUT_DIR})
-    install(TARGETS ${name} LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR}/bevt/plugins)
+    if(NOT ARG_NO_INSTALL)
+      install(TARGETS ${name} LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR}/bevt/plugins)
+    endif()
   else()
     target_precompile_headers(${name} PRIVATE <bevt/torch.h>)
   endif()

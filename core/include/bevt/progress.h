@@ -25,6 +25,8 @@ class Progress {
   bool tty_;
   bool finished_ = false;
   int64_t last_done_ = 0;
+  int64_t printed_done_ = -1;
+  std::string last_tail_;
   std::chrono::steady_clock::time_point start_;
   std::chrono::steady_clock::time_point last_print_;
 };

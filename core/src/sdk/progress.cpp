@@ -38,14 +38,16 @@ std::string Progress::render(int64_t done, const std::string& tail) const {
 
 void Progress::update(int64_t done, const std::string& tail) {
   last_done_ = done;
+  last_tail_ = tail;
   auto now = std::chrono::steady_clock::now();
   if (tty_) {
     std::fprintf(stdout, "\r\033[K%s", render(done, tail).c_str());
     std::fflush(stdout);
     return;
   }
-  if (std::chrono::duration<double>(now - last_print_).count() >= plain_interval_s_) {
+  if (std::chrono::duration<double>(now - last_print_).count() >= plain_interval_s_ || (total_ > 0 && done == total_)) {
     last_print_ = now;
+    printed_done_ = done;
     std::fprintf(stdout, "%s\n", render(done, tail).c_str());
     std::fflush(stdout);
   }
@@ -54,7 +56,8 @@ void Progress::update(int64_t done, const std::string& tail) {
 void Progress::finish(const std::string& tail) {
   if (finished_) return;
   finished_ = true;
-  std::fprintf(stdout, tty_ ? "\r\033[K%s\n" : "%s\n", render(last_done_, tail).c_str());
+  if (!tty_ && printed_done_ == last_done_ && tail.empty()) return;  // the last line is already out
+  std::fprintf(stdout, tty_ ? "\r\033[K%s\n" : "%s\n", render(last_done_, tail.empty() ? last_tail_ : tail).c_str());
   std::fflush(stdout);
 }
 

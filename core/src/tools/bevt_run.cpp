@@ -60,6 +60,9 @@ int main(int argc, char** argv) {
     Config root = load_experiment(experiment, overrides);
     RunSettings run = resolve_run(root, experiment);
     if (run.threads > 0) torch::set_num_threads(static_cast<int>(run.threads));
+    // Parameter initialisation, dropout and drop path draw from torch's generator: seed it from the
+    // experiment before any component is built, so the same config and seed give the same numbers.
+    torch::manual_seed(run.seed);
     Composition comp = compose(registry, root, run, /*build=*/true);
     if (dry_run) {
       std::cout << "# resolved experiment: " << experiment << "\n" << root.to_toml() << "\n\n" << describe(comp);

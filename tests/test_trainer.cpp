@@ -1,0 +1,232 @@
+// The run modes end to end through the real bevt-run, on tiny generated data.
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <thread>
+
+#include "bevt/safetensors.h"
+#include "host/train/optim.h"
+#include "test_util.h"
+
+namespace t = bevt::test;
+namespace fs = std::filesystem;
+
+namespace {
+
+// A tiny Video Swin, a tiny random DALL-E encoder as the frozen tokenizer, 4-frame 32x32 clips.
+const char* kModel = R"(
+[model.backbone]
+plugin = "video_swin"
+embed_dim = 8
+depths = [1, 1, 1, 1]
+num_heads = [1, 1, 2, 2]
+window_size = [2, 4, 4]
+drop_path_rate = 0.1
+image_attention = "swin"
+)";
+
+std::string clips(const std::string& table, const std::string& split, int n, bool video = true, int tok = 16) {
+  return "[" + table + "]\nplugin = \"synthetic\"\nsplit = \"" + split + "\"\nnum_videos = " + std::to_string(n) +
+         "\nframes = 8\nsize = 32\nclip_len = 4\nframe_interval = 2\nscale_range = []\ncrop = \"none\"\n"
+         "crop_size = 32\nflip = 0.0\nvideo = " + (video ? "true" : "false") +
+         (tok ? "\ntokenizer_size = " + std::to_string(tok) : std::string()) + "\n";
+}
+
+std::string pretrain_toml(const fs::path& wd, int steps) {
+  return "[run]\nmode = \"pretrain\"\nwork_dir = \"" + wd.string() + "\"\nmax_steps = " + std::to_string(steps) +
+         "\nlog_every = 1\nckpt_every = 2\ndevice = \"cpu\"\nseed = 5\n" + kModel +
+         "[tokenizer]\nplugin = \"dalle\"\nn_hid = 16\nn_blk_per_group = 1\nvocab_size = 32\ninput_size = 16\n"
+         "[model.heads.image]\nplugin = \"mim_image\"\n[model.heads.video]\nplugin = \"mim_video\"\n"
+         "[masker.image]\nplugin = \"blockwise\"\nnum_masking_patches = 2\nmin_num_patches = 1\n"
+         "[masker.video]\nplugin = \"bevt_tube\"\nnum_masking_patches = 2\nmin_num_patches = 1\n" +
+         clips("data.image", "train", 32, false) + clips("data.video", "train", 32) +
+         "[loader]\nbatch_size = 4\nimage_batch_size = 4\nworkers = 2\n[optim]\nlr = 1e-3\nwarmup_steps = 2\n";
+}
+
+nlohmann::json read_json(const fs::path& p) {
+  std::ifstream in(p);
+  nlohmann::json j;
+  in >> j;
+  return j;
+}
+
+std::vector<nlohmann::json> read_jsonl(const fs::path& p) {
+  std::ifstream in(p);
+  std::vector<nlohmann::json> out;
+  std::string line;
+  while (std::getline(in, line))
+    if (!line.empty()) out.push_back(nlohmann::json::parse(line));
+  return out;
+}
+
+t::CmdResult bevt_run(const fs::path& exp, const std::string& extra = "") {
+  return t::run(t::bin("bevt-run") + " " + exp.string() + " " + extra);
+}
+
+bool same_tensors(const fs::path& a, const fs::path& b) {
+  auto x = bevt::load_safetensors(a.string()).tensors, y = bevt::load_safetensors(b.string()).tensors;
+  if (x.size() != y.size()) return false;
+  for (const auto& [k, v] : x)
+    if (!y.count(k) || !torch::equal(v, y.at(k))) return false;
+  return true;
+}
+
+}  // namespace
+
+TEST(Trainer, PretrainFinetuneTestProbe) {
+  auto d = t::temp_dir("trainer_chain");
+  t::write_file(d / "pretrain.toml", pretrain_toml(d / "pre", 4));
+  auto r = bevt_run(d / "pretrain.toml");
+  ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_TRUE(fs::exists(d / "pre" / "checkpoints" / "step_4" / "model.safetensors"));
+  EXPECT_TRUE(fs::exists(d / "pre" / "config.toml"));
+  auto metrics = read_jsonl(d / "pre" / "metrics.jsonl");
+  ASSERT_EQ(metrics.size(), 4u);
+  EXPECT_TRUE(metrics[0].contains("loss_image") && metrics[0].contains("loss_video") && metrics[0].contains("acc_video"));
+  // One vocabulary classifier shared by both decoders, and the official checkpoint layout.
+  auto ck = bevt::load_safetensors((d / "pre" / "checkpoints" / "step_4" / "model.safetensors").string()).tensors;
+  EXPECT_TRUE(ck.count("cls_head.lm_head.weight"));
+  EXPECT_TRUE(ck.count("backbone.fpn.0.weight"));
+  EXPECT_TRUE(ck.count("backbone.fpn_t.0.weight"));
+  EXPECT_TRUE(ck.count("backbone.patch_embed_2d.proj.weight"));
+
+  std::string ft = std::string("[run]\nmode = \"finetune\"\nwork_dir = \"") + (d / "ft").string() +
+                   "\"\nepochs = 2\nlog_every = 2\ndevice = \"cpu\"\n" + kModel +
+                   "[init]\ncheckpoint = \"" + (d / "pre").string() + "\"\n[model.heads.cls]\nplugin = \"i3d\"\n" +
+                   clips("data.train", "train", 32, true, 0) + clips("data.val", "val", 16, true, 0) +
+                   "[loader]\nbatch_size = 8\neval_batch_size = 8\n";
+  t::write_file(d / "finetune.toml", ft);
+  r = bevt_run(d / "finetune.toml");
+  ASSERT_EQ(r.status, 0) << r.output;
+  auto res = read_json(d / "ft" / "results.json");
+  EXPECT_TRUE(res.contains("top1"));
+  EXPECT_EQ(res["val"]["samples"].get<int>(), 16);
+  EXPECT_NE(r.output.find("initialised the backbone from"), std::string::npos) << r.output;
+
+  std::string probe = std::string("[run]\nmode = \"probe\"\nwork_dir = \"") + (d / "probe").string() +
+                      "\"\ndevice = \"cpu\"\n" + kModel + "[init]\ncheckpoint = \"" + (d / "ft").string() +
+                      "\"\n[model.heads.cls]\nplugin = \"i3d\"\n" + clips("data.test", "test", 16, true, 0);
+  t::write_file(d / "probe.toml", probe);
+  r = bevt_run(d / "probe.toml");
+  ASSERT_EQ(r.status, 0) << r.output;
+  auto pr = read_json(d / "probe" / "results.json");
+  for (const char* k : {"full", "single_frame", "shuffled"}) EXPECT_TRUE(pr.contains(k)) << k;
+  EXPECT_TRUE(pr.contains("table"));
+  EXPECT_NE(r.output.find("| single_frame |"), std::string::npos) << r.output;
+  EXPECT_TRUE(fs::exists(d / "probe" / "confusion.csv"));
+}
+
+TEST(Trainer, KilledRunResumesBitIdentical) {
+  auto d = t::temp_dir("trainer_resume");
+  t::write_file(d / "a.toml", pretrain_toml(d / "a", 6));
+  t::write_file(d / "b.toml", pretrain_toml(d / "b", 6));
+  ASSERT_EQ(bevt_run(d / "a.toml").status, 0);
+
+  // Start b, SIGKILL it once its first checkpoint exists, resume it.
+  pid_t pid = fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    freopen("/dev/null", "w", stdout);
+    execl(t::bin("bevt-run").c_str(), "bevt-run", (d / "b.toml").c_str(), static_cast<char*>(nullptr));
+    _exit(127);
+  }
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(120);
+  while (!fs::exists(d / "b" / "checkpoints" / "step_2") && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  kill(pid, SIGKILL);
+  int st = 0;
+  waitpid(pid, &st, 0);
+  ASSERT_TRUE(fs::exists(d / "b" / "checkpoints" / "step_2"));
+  auto r = bevt_run(d / "b.toml", "--resume");
+  ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_NE(r.output.find("resumed from"), std::string::npos) << r.output;
+  EXPECT_TRUE(same_tensors(d / "a" / "checkpoints" / "step_6" / "model.safetensors",
+                           d / "b" / "checkpoints" / "step_6" / "model.safetensors"));
+  EXPECT_TRUE(same_tensors(d / "a" / "checkpoints" / "step_6" / "optim.safetensors",
+                           d / "b" / "checkpoints" / "step_6" / "optim.safetensors"));
+  EXPECT_EQ(read_jsonl(d / "b" / "metrics.jsonl").size(), 6u);
+  EXPECT_FALSE(fs::exists(d / "b" / "checkpoints" / "step_6.tmp"));
+}
+
+TEST(Trainer, ResumeRefusesAChangedConfig) {
+  auto d = t::temp_dir("trainer_changed");
+  t::write_file(d / "a.toml", pretrain_toml(d / "a", 2));
+  ASSERT_EQ(bevt_run(d / "a.toml").status, 0);
+  auto r = bevt_run(d / "a.toml", "--resume --set optim.lr=0.5");
+  EXPECT_EQ(r.status, 2) << r.output;
+  EXPECT_NE(r.output.find("the experiment changed since this checkpoint"), std::string::npos) << r.output;
+}
+
+TEST(Trainer, DivergenceStopsWithStatus1AndKeepsCheckpoints) {
+  auto d = t::temp_dir("trainer_nan");
+  t::write_file(d / "a.toml", pretrain_toml(d / "a", 12));
+  auto r = bevt_run(d / "a.toml", "--set optim.lr=1e12 --set optim.clip_grad=0.0 --set optim.warmup_steps=0");
+  EXPECT_EQ(r.status, 1) << r.output;
+  EXPECT_NE(r.output.find("(diverged)"), std::string::npos) << r.output;
+}
+
+TEST(Trainer, BadCompositionIsExitStatus2) {
+  auto d = t::temp_dir("trainer_bad");
+  std::string no_tok = pretrain_toml(d / "a", 2);
+  no_tok = no_tok.substr(0, no_tok.find("[tokenizer]")) + no_tok.substr(no_tok.find("[model.heads.image]"));
+  t::write_file(d / "a.toml", no_tok);
+  auto r = bevt_run(d / "a.toml");
+  EXPECT_EQ(r.status, 2) << r.output;
+  EXPECT_NE(r.output.find("needs a [tokenizer] table"), std::string::npos) << r.output;
+}
+
+TEST(Optim, ParameterGroupsFollowTheOfficialRecipe) {
+  using bevt::host::train::AdamW;
+  using bevt::host::train::OptimSettings;
+  OptimSettings s;
+  s.weight_decay = 0.05;
+  s.no_decay_keys = {"norm", "relative_position_bias_table", "absolute_pos_embed"};
+  s.lr_mult = {{"backbone.", 0.1}, {"backbone.layers.0.", 0.5}};
+  std::vector<bevt::host::train::NamedParam> ps = {
+      {"backbone.layers.0.blocks.0.attn.qkv.weight", torch::zeros({2}, torch::requires_grad())},
+      {"backbone.layers.1.blocks.0.norm1.weight", torch::zeros({2}, torch::requires_grad())},
+      {"backbone.layers.1.blocks.0.attn.relative_position_bias_table", torch::zeros({2}, torch::requires_grad())},
+      {"cls_head.fc_cls.weight", torch::zeros({2}, torch::requires_grad())},
+  };
+  AdamW opt(ps, s);
+  EXPECT_DOUBLE_EQ(opt.weight_decay(0), 0.05);
+  EXPECT_DOUBLE_EQ(opt.weight_decay(1), 0.0);
+  EXPECT_DOUBLE_EQ(opt.weight_decay(2), 0.0);
+  EXPECT_DOUBLE_EQ(opt.weight_decay(3), 0.05);
+  EXPECT_DOUBLE_EQ(opt.lr_multiplier(0), 0.5);  // longest prefix wins
+  EXPECT_DOUBLE_EQ(opt.lr_multiplier(1), 0.1);
+  EXPECT_DOUBLE_EQ(opt.lr_multiplier(3), 1.0);
+}
+
+TEST(Optim, AdamWMatchesPyTorchsUpdate) {
+  // One step of torch.optim.AdamW(lr=0.1, betas=(0.9,0.999), eps=1e-8, weight_decay=0.5) on p=[1,-2], g=[0.5,0.25]:
+  // p <- p*(1-lr*wd) - lr * m_hat/(sqrt(v_hat)+eps) with m_hat=g, v_hat=g^2  =>  p*0.95 - 0.1*sign(g).
+  using bevt::host::train::AdamW;
+  bevt::host::train::OptimSettings s;
+  s.lr = 0.1;
+  s.weight_decay = 0.5;
+  s.clip_grad = 0;
+  torch::Tensor p = torch::tensor({1.0f, -2.0f}).requires_grad_();
+  p.mutable_grad() = torch::tensor({0.5f, 0.25f});
+  AdamW opt({{"p", p}}, s);
+  opt.step(0.1);
+  EXPECT_NEAR(p[0].item<float>(), 0.95f - 0.1f, 1e-6);
+  EXPECT_NEAR(p[1].item<float>(), -1.9f - 0.1f, 1e-6);
+}
+
+TEST(Optim, ScheduleWarmsUpFromRatioThenCosine) {
+  bevt::host::train::OptimSettings s;
+  s.lr = 1.0;
+  s.min_lr = 0.0;
+  s.warmup_steps = 10;
+  s.warmup_ratio = 0.1;
+  using bevt::host::train::scheduled_lr;
+  EXPECT_NEAR(scheduled_lr(s, 0, 100), 0.1, 1e-12);                       // starts at warmup_ratio x lr
+  EXPECT_NEAR(scheduled_lr(s, 50, 100), 0.5, 1e-12);                      // cosine midpoint
+  EXPECT_NEAR(scheduled_lr(s, 100, 100), 0.0, 1e-12);
+  EXPECT_GT(scheduled_lr(s, 9, 100), scheduled_lr(s, 5, 100));
+}

@@ -1,0 +1,4 @@
+# The trainer through the real bevt-run on tiny generated data: pretrain → finetune → test → probe,
+# kill-and-resume bit equality, divergence, and the optimiser's parameter groups.
+bevt_add_gtest(test_trainer ${CMAKE_CURRENT_SOURCE_DIR}/test_trainer.cpp)
+add_dependencies(test_trainer bevt-run video_swin mim_heads cls_heads maskers synthetic dalle)
