@@ -2,7 +2,7 @@
 # library lives in its own folder under build/test-plugins so that a case can point the host at exactly it.
 set(_tp ${CMAKE_BINARY_DIR}/test-plugins)
 function(bevt_test_plugin name dir)
-  bevt_add_plugin(${name} SOURCES ${ARGN})
+  bevt_add_plugin(${name} SOURCES ${ARGN} NO_INSTALL)
   set_target_properties(${name} PROPERTIES LIBRARY_OUTPUT_DIRECTORY ${_tp}/${dir})
 endfunction()
 # In bevt_add_plugin the in-tree output folder is the host's; tests override it per library.
