@@ -1,0 +1,350 @@
+// The trainable VQ tokenizers (plugins/tokenizers/vq: `vq` and `peco`): shapes, tokens = nearest code, a short
+// training run that learns, dead-code restarts, weights round trip and its errors, and peco's perceptual term
+// through a frozen backbone plugin (video_swin; skipped when that plugin is not built in BEVT_PLUGIN_DIR).
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <set>
+#include <string>
+
+#include "bevt/backbone.h"
+#include "bevt/error.h"
+#include "bevt/safetensors.h"
+#include "bevt/state_dict.h"
+#include "bevt/tokenizer.h"
+#include "host/registry.h"
+
+namespace {
+
+const bevt::host::Registry& registry() {
+  static bevt::host::Registry reg = bevt::host::Registry::discover({BEVT_PLUGIN_DIR});
+  return reg;
+}
+
+// The backbones this context built for a tokenizer (to check that they stay frozen).
+std::vector<std::shared_ptr<bevt::Backbone>>& built_backbones() {
+  static std::vector<std::shared_ptr<bevt::Backbone>> v;
+  return v;
+}
+
+bevt::BuildContext context(uint64_t seed = 7) {
+  bevt::BuildContext ctx;
+  ctx.seed = seed;
+  ctx.build = [](bevt::Kind kind, const bevt::Config& cfg) {
+    bevt::Config copy = cfg.deep_copy();
+    const auto& p = registry().find(copy.get_string("plugin"), kind, copy.where("plugin"));
+    auto obj = registry().build(p, copy, bevt::BuildContext{});
+    if (kind == bevt::Kind::Backbone) built_backbones().push_back(std::static_pointer_cast<bevt::Backbone>(obj));
+    return obj;
+  };
+  return ctx;
+}
+
+std::shared_ptr<bevt::Tokenizer> make(const std::string& plugin, const std::string& extra, uint64_t seed = 7) {
+  bevt::Config cfg = bevt::Config::from_toml("plugin = \"" + plugin + "\"\n" + extra, "test_vq_tokenizer");
+  return registry().build_as<bevt::Tokenizer>("tokenizer", cfg, context(seed));
+}
+
+std::string tmp(const std::string& name) {
+  std::filesystem::create_directories(BEVT_TEST_TMP);
+  return (std::filesystem::path(BEVT_TEST_TMP) / name).string();
+}
+
+// Images of random colour blocks (27 colours, 8x8 blocks, shifted by a random offset): [n,3,size,size] in [0,1].
+torch::Tensor colour_blocks(int64_t n, int64_t size, torch::Generator& gen) {
+  const int64_t cells = size / 8 + 1;
+  torch::Tensor c = torch::randint(0, 3, {n, 3, cells, cells}, gen).to(torch::kFloat32) * 0.5;
+  torch::Tensor img = c.repeat_interleave(8, 2).repeat_interleave(8, 3);
+  int64_t dy = torch::randint(0, 8, {1}, gen).item<int64_t>(), dx = torch::randint(0, 8, {1}, gen).item<int64_t>();
+  return img.slice(2, dy, dy + size).slice(3, dx, dx + size).contiguous();
+}
+
+bool has_plugin(const std::string& name) {
+  auto n = registry().names();
+  return std::find(n.begin(), n.end(), name) != n.end();
+}
+
+TEST(vq_tokenizer, ShapesForSizesAndBatches) {
+  auto tok = make("vq", "");
+  EXPECT_EQ(tok->vocab_size(), 256);
+  EXPECT_EQ(tok->downsample(), 4);
+  EXPECT_EQ(tok->input_size(), 32);
+  EXPECT_TRUE(tok->trainable());
+  int64_t n_params = 0;
+  for (const auto& p : tok->parameters()) n_params += p.numel();
+  std::printf("vq default: %lld trainable parameters\n", static_cast<long long>(n_params));
+  EXPECT_LT(n_params, 150000);
+  torch::Tensor img = torch::rand({3, 3, 32, 48});
+  torch::Tensor logits = tok->logits(tok->prepare(img));
+  EXPECT_EQ(logits.sizes(), (std::vector<int64_t>{3, 256, 8, 12}));
+  torch::Tensor ids = tok->tokenize(img);
+  EXPECT_EQ(ids.sizes(), (std::vector<int64_t>{3, 8, 12}));
+  EXPECT_EQ(ids.scalar_type(), torch::kInt64);
+  EXPECT_TRUE(ids.ge(0).all().item<bool>() && ids.lt(256).all().item<bool>());
+  for (int64_t i = 0; i < 3; ++i)
+    EXPECT_TRUE(torch::equal(tok->tokenize(img.slice(0, i, i + 1)), ids.slice(0, i, i + 1)));
+  auto eight = make("vq", "downsample = 8\nvocab_size = 64\nhidden = 16\ninput_size = 64\n");
+  EXPECT_EQ(eight->tokenize(torch::rand({2, 3, 64, 40})).sizes(), (std::vector<int64_t>{2, 8, 5}));
+  EXPECT_EQ(eight->logits(eight->prepare(torch::rand({1, 3, 16, 16}))).sizes(),
+            (std::vector<int64_t>{1, 64, 2, 2}));
+}
+
+TEST(vq_tokenizer, TokensAreTheNearestCode) {
+  torch::manual_seed(1);
+  auto tok = make("vq", "vocab_size = 128\n");
+  torch::Tensor img = torch::rand({2, 3, 16, 24});
+  torch::Tensor logits = tok->logits(tok->prepare(img));  // [2,128,4,6] = -||z - e||^2
+  torch::Tensor ids = tok->tokenize(img);
+  EXPECT_TRUE(torch::equal(ids, logits.argmax(1)));
+  // Recover the unit encoder outputs z from the logits (logits = 2 E z - 2) and check argmin distance directly.
+  torch::Tensor E = tok->export_weights().at("quantize.embedding");  // [128, 32]
+  torch::Tensor L = logits.permute({0, 2, 3, 1}).reshape({-1, 128});
+  torch::Tensor z = torch::matmul((L + 2.0) / 2.0, torch::pinverse(E).t());  // [M, 32]
+  EXPECT_TRUE(torch::allclose(z.norm(2, 1), torch::ones({z.size(0)}), 1e-3, 1e-3));
+  torch::Tensor d = torch::cdist(z, E);
+  EXPECT_TRUE(torch::equal(d.argmin(1).reshape({2, 4, 6}), ids));
+  EXPECT_TRUE(torch::allclose(-d.pow(2), L, 1e-3, 1e-3));
+}
+
+TEST(vq_tokenizer, ShortTrainingLearnsAndKeepsTheCodebookInUse) {
+  torch::manual_seed(0);
+  // Tiny convolutions: one intra-op thread is ~3x faster than two on a shared 2-core machine.
+  torch::set_num_threads(1);
+  torch::Generator gen = at::detail::createCPUGenerator(123);
+  auto tok = make("vq", "");
+  tok->train();
+  const int steps = std::getenv("VQ_TEST_STEPS") ? std::atoi(std::getenv("VQ_TEST_STEPS")) : 200;
+  const double lr = std::getenv("VQ_TEST_LR") ? std::atof(std::getenv("VQ_TEST_LR")) : 2e-3;
+  torch::optim::Adam opt(tok->parameters(), torch::optim::AdamOptions(lr));
+  double first = 0, last = 0, perplexity = 0, dead = 0;
+  auto t0 = std::chrono::steady_clock::now();
+  for (int s = 0; s < steps; ++s) {
+    torch::Tensor img = colour_blocks(16, 32, gen);
+    bevt::TokenizerLoss loss = tok->training_loss(img);
+    ASSERT_TRUE(loss.total.requires_grad());
+    for (const char* k : {"recon", "commit", "perplexity", "dead_codes"}) ASSERT_TRUE(loss.terms.count(k)) << k;
+    opt.zero_grad();
+    loss.total.backward();
+    opt.step();
+    double r = loss.terms.at("recon").item<double>();
+    if (std::getenv("VQ_TEST_VERBOSE") && s % 25 == 0)
+      std::printf("step %d recon %.4f commit %.4f perplexity %.1f dead %.0f\n", s, r,
+                  loss.terms.at("commit").item<double>(), loss.terms.at("perplexity").item<double>(),
+                  loss.terms.at("dead_codes").item<double>());
+    if (s < 5) first += r / 5;
+    if (s >= steps - 5) {
+      last += r / 5;
+      perplexity += loss.terms.at("perplexity").item<double>() / 5;
+      dead += loss.terms.at("dead_codes").item<double>() / 5;
+    }
+  }
+  double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  std::printf("vq training: %d steps (batch 16, 32x32) in %.1f s: recon %.4f -> %.4f, perplexity %.1f, dead codes %.1f "
+              "of 256\n",
+              steps, secs, first, last, perplexity, dead);
+  EXPECT_LT(last, 0.4 * first);
+  EXPECT_GT(perplexity, 16.0);
+  // Frozen use afterwards: eval + tokenize of new images uses many codes.
+  tok->eval();
+  torch::Tensor ids = tok->tokenize(colour_blocks(16, 32, gen));
+  EXPECT_GT(std::get<0>(at::_unique(ids.flatten())).numel(), 16);
+}
+
+TEST(vq_tokenizer, DeadCodesAreRestartedAndUsed) {
+  torch::manual_seed(2);
+  auto tok = make("vq", "vocab_size = 64\ndead_code_window = 5\n");
+  tok->train();
+  torch::Tensor img = torch::rand({4, 3, 32, 32});  // distinct encoder outputs (no ties)
+  tok->training_loss(img);                          // initialises the codebook from this batch
+  // Force codes 32..63 dead: copies of code 0 (argmax picks the first of equal maxima, so they are never
+  // chosen), last used 1000 batches ago.
+  bevt::TensorMap w = tok->export_weights();
+  for (const char* k : {"quantize.embedding", "quantize.embed_sum"}) {
+    torch::Tensor e = w.at(k).clone();
+    e.slice(0, 32).copy_(e.slice(0, 0, 1).expand({32, e.size(1)}));
+    w[k] = e;
+  }
+  w.at("quantize.step").fill_(1000);
+  w.at("quantize.last_used").fill_(1000);
+  w.at("quantize.last_used").slice(0, 32).fill_(0);
+  tok->load_weights(w);
+  tok->train();
+  torch::Tensor before = tok->tokenize(img);  // what the training step will assign
+  std::set<int64_t> used_hi;
+  for (int64_t v : std::vector<int64_t>(before.data_ptr<int64_t>(), before.data_ptr<int64_t>() + before.numel()))
+    if (v >= 32) used_hi.insert(v);
+  bevt::TokenizerLoss loss = tok->training_loss(img);
+  const int64_t dead = static_cast<int64_t>(loss.terms.at("dead_codes").item<double>());
+  EXPECT_EQ(dead, 32 - static_cast<int64_t>(used_hi.size()));
+  ASSERT_GT(dead, 0);
+  // Each restarted code is now one of this batch's encoder outputs, so the batch uses (almost) all of them.
+  torch::Tensor after = tok->tokenize(img);
+  std::set<int64_t> now_hi;
+  for (int64_t v : std::vector<int64_t>(after.data_ptr<int64_t>(), after.data_ptr<int64_t>() + after.numel()))
+    if (v >= 32 && !used_hi.count(v)) now_hi.insert(v);
+  std::printf("dead codes restarted: %lld, of which used by the batch afterwards: %zu\n",
+              static_cast<long long>(dead), now_hi.size());
+  EXPECT_GE(static_cast<double>(now_hi.size()), 0.9 * static_cast<double>(dead));
+  // Restarted codes are marked used now: no dead code at the next step with the same batch.
+  bevt::TokenizerLoss next = tok->training_loss(img);
+  EXPECT_LT(next.terms.at("dead_codes").item<double>(), static_cast<double>(dead));
+}
+
+TEST(vq_tokenizer, RestartsAreDeterministic) {
+  auto run = [] {
+    torch::manual_seed(3);
+    auto tok = make("vq", "vocab_size = 512\ndead_code_window = 1\n", 42);
+    tok->train();
+    torch::Tensor img = torch::rand({2, 3, 32, 32});
+    for (int i = 0; i < 3; ++i) tok->training_loss(img);
+    return tok->export_weights().at("quantize.embedding").clone();
+  };
+  EXPECT_TRUE(torch::equal(run(), run()));
+}
+
+TEST(vq_tokenizer, WeightsRoundTripAndErrors) {
+  torch::manual_seed(4);
+  torch::set_num_threads(1);
+  torch::Generator gen = at::detail::createCPUGenerator(5);
+  auto tok = make("vq", "");
+  tok->train();
+  torch::optim::Adam opt(tok->parameters(), torch::optim::AdamOptions(2e-3));
+  for (int s = 0; s < 5; ++s) {
+    auto loss = tok->training_loss(colour_blocks(8, 32, gen));
+    opt.zero_grad();
+    loss.total.backward();
+    opt.step();
+  }
+  tok->eval();
+  const std::string path = tmp("vq_roundtrip.safetensors");
+  bevt::save_safetensors(path, tok->export_weights());
+  auto loaded = make("vq", "weights = \"" + path + "\"\n");
+  torch::Tensor img = colour_blocks(8, 32, gen);
+  EXPECT_TRUE(torch::equal(loaded->tokenize(img), tok->tokenize(img)));
+  // Loaded = frozen: eval and no grad until train().
+  EXPECT_FALSE(loaded->is_training());
+  for (const auto& p : loaded->parameters()) EXPECT_FALSE(p.requires_grad());
+  loaded->train();
+  for (const auto& p : loaded->parameters()) EXPECT_TRUE(p.requires_grad());
+
+  // Another vocabulary: the strict load names the mismatched keys.
+  try {
+    make("vq", "vocab_size = 128\nweights = \"" + path + "\"\n");
+    FAIL() << "expected UserError";
+  } catch (const bevt::UserError& e) {
+    std::string m = e.what();
+    EXPECT_NE(m.find("quantize.embedding"), std::string::npos) << m;
+    EXPECT_NE(m.find("vocab_size 128"), std::string::npos) << m;
+  }
+  // Another size (hidden): mismatched conv weights.
+  try {
+    make("vq", "hidden = 16\nweights = \"" + path + "\"\n");
+    FAIL() << "expected UserError";
+  } catch (const bevt::UserError& e) {
+    EXPECT_NE(std::string(e.what()).find("conv_in.weight (file [32"), std::string::npos) << e.what();
+  }
+  // Missing file: says how to produce it.
+  try {
+    make("vq", "weights = \"" + tmp("no_such_vq.safetensors") + "\"\n");
+    FAIL() << "expected UserError";
+  } catch (const bevt::UserError& e) {
+    EXPECT_NE(std::string(e.what()).find("bevt-run experiments/tokenizers/vq_small.toml"), std::string::npos)
+        << e.what();
+  }
+}
+
+TEST(vq_tokenizer, BadInputAndBadKeys) {
+  auto tok = make("vq", "");
+  EXPECT_THROW(tok->tokenize(torch::rand({2, 3, 32, 32}) * 2), bevt::UserError);
+  EXPECT_THROW(tok->tokenize(torch::rand({2, 3, 30, 32})), bevt::UserError);
+  EXPECT_THROW(tok->tokenize(torch::rand({2, 1, 32, 32})), bevt::UserError);
+  EXPECT_THROW(make("vq", "downsample = 6\n"), bevt::UserError);
+  EXPECT_THROW(make("vq", "recon_loss = \"l3\"\n"), bevt::UserError);
+  EXPECT_THROW(make("vq", "channel_mult = [1, 2, 3]\n"), bevt::UserError);
+  EXPECT_THROW(make("vq", "perceptual_weight = 1.0\n"), bevt::UserError);  // not a vq key
+  EXPECT_THROW(make("peco", "input_size = 32\ndownsample = 4\nchannel_mult = []\n"), bevt::UserError);  // no table
+}
+
+TEST(vq_tokenizer, PecoPaperConfiguration) {
+  // The paper's geometry: codebook 8192, 14x14 tokens for 224 inputs (no backbone needed to tokenize).
+  auto peco = make("peco", "perceptual_weight = 0.0\n");
+  EXPECT_EQ(peco->vocab_size(), 8192);
+  EXPECT_EQ(peco->downsample(), 16);
+  EXPECT_EQ(peco->input_size(), 224);
+  int64_t n_params = 0;
+  for (const auto& p : peco->parameters()) n_params += p.numel();
+  std::printf("peco default: %lld trainable parameters\n", static_cast<long long>(n_params));
+  torch::Tensor ids = peco->tokenize(torch::rand({2, 3, 224, 224}));
+  EXPECT_EQ(ids.sizes(), (std::vector<int64_t>{2, 14, 14}));
+  EXPECT_TRUE(ids.lt(8192).all().item<bool>());
+}
+
+const char* kTinyPeco =
+    "vocab_size = 64\ncode_dim = 8\ndownsample = 4\nhidden = 16\nchannel_mult = []\ninput_size = 32\n"
+    "perceptual_stages = [\"stage1\", \"stage2\"]\n"
+    "[perceptual]\nplugin = \"video_swin\"\nembed_dim = 8\ndepths = [1, 1]\nnum_heads = [1, 1]\n"
+    "window_size = [2, 4, 4]\ndrop_path_rate = 0.0\n";
+
+TEST(vq_tokenizer, PecoPerceptualTermThroughAFrozenBackbone) {
+  if (!has_plugin("video_swin"))
+    GTEST_SKIP() << "the video_swin backbone plugin is not built in " << BEVT_PLUGIN_DIR
+                 << " (build target video_swin to run this case)";
+  torch::manual_seed(5);
+  built_backbones().clear();
+  auto peco = make("peco", kTinyPeco);
+  ASSERT_EQ(built_backbones().size(), 1u);
+  auto backbone = built_backbones().front();
+  // Only the tokenizer's own tensors are parameters / weights.
+  for (const auto& kv : peco->export_weights()) {
+    const std::string& k = kv.first;
+    EXPECT_TRUE(k.rfind("encoder.", 0) == 0 || k.rfind("decoder.", 0) == 0 || k.rfind("quantize.", 0) == 0) << k;
+  }
+  for (const auto& p : backbone->parameters()) EXPECT_FALSE(p.requires_grad());
+
+  peco->train();
+  torch::Tensor img = torch::rand({2, 3, 32, 32});
+  bevt::TokenizerLoss loss = peco->training_loss(img);
+  ASSERT_TRUE(loss.terms.count("perceptual"));
+  EXPECT_GT(loss.terms.at("perceptual").item<double>(), 0.0);
+  EXPECT_FALSE(backbone->is_training());
+  peco->zero_grad();
+  loss.total.backward();
+  for (const auto& p : backbone->parameters()) EXPECT_FALSE(p.grad().defined());
+
+  // Gradients with and without the perceptual term, from identical weights and images: they differ, so the
+  // term is differentiable w.r.t. the tokenizer (and only the tokenizer: the backbone never gets a grad).
+  auto plain = make("peco", kTinyPeco);
+  auto nop = registry().build_as<bevt::Tokenizer>(
+      "tokenizer",
+      bevt::Config::from_toml("plugin = \"peco\"\nvocab_size = 64\ncode_dim = 8\ndownsample = 4\nhidden = 16\n"
+                              "channel_mult = []\ninput_size = 32\nperceptual_weight = 0.0\n",
+                              "test_vq_tokenizer"),
+      context());
+  bevt::TensorMap w = peco->export_weights();
+  nop->load_weights(w);
+  plain->load_weights(w);
+  nop->train();
+  plain->train();
+  torch::Tensor img2 = torch::rand({2, 3, 32, 32});
+  auto l_nop = nop->training_loss(img2);
+  auto l_per = plain->training_loss(img2);
+  EXPECT_EQ(l_nop.terms.at("perceptual").item<double>(), 0.0);
+  EXPECT_TRUE(torch::allclose(l_nop.terms.at("recon"), l_per.terms.at("recon")));
+  nop->zero_grad();
+  plain->zero_grad();
+  l_nop.total.backward();
+  l_per.total.backward();
+  double diff = 0;
+  auto pn = nop->named_parameters();
+  for (const auto& kv : plain->named_parameters())
+    diff += (kv.value().grad() - pn[kv.key()].grad()).abs().sum().item<double>();
+  EXPECT_GT(diff, 0.0);
+  for (const auto& b : built_backbones())
+    for (const auto& p : b->parameters()) EXPECT_FALSE(p.grad().defined());
+}
+
+}  // namespace
