@@ -112,4 +112,17 @@ Config load_experiment(const std::string& path, const std::vector<std::string>& 
   return cfg;
 }
 
+std::string experiment_hash(const Config& root) {
+  Config c = root.deep_copy();
+  if (c.has("run") && c.type_of("run") == ValueType::Table) {
+    Config run = c.get_table("run");
+    for (const char* k : {"max_steps", "epochs", "work_dir", "log_every", "ckpt_every", "keep_last", "threads"})
+      run.erase(k);
+  }
+  // FNV-1a 64: stable across runs and builds (std::hash need not be).
+  uint64_t h = 1469598103934665603ull;
+  for (unsigned char ch : c.to_toml()) h = (h ^ ch) * 1099511628211ull;
+  return fmt::format("{:016x}", h);
+}
+
 }  // namespace bevt::host

@@ -13,4 +13,10 @@ namespace bevt::host {
 // Loads `path` with its bases and applies `overrides` ("dotted.key=value", value a TOML literal or a bare word).
 Config load_experiment(const std::string& path, const std::vector<std::string>& overrides);
 
+// A stable hash of an experiment as written (bases merged, overrides applied, before defaults are filled in),
+// without the keys that do not change results (run.max_steps, epochs, work_dir, logging, checkpoint cadence,
+// threads). Checkpoints and results.json carry it: resume refuses a changed experiment, and a pipeline skips
+// a stage whose results were produced by the same one.
+std::string experiment_hash(const Config& root);
+
 }  // namespace bevt::host

@@ -17,6 +17,7 @@ struct RunContext {
   const Registry& registry;
   std::string experiment_path;
   bool resume = false;
+  std::string config_hash;  // experiment_hash of the experiment as written
 };
 
 // Registers the built-in run modes (pretrain, finetune, test, probe, tokenizer, pipeline).

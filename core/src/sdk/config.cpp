@@ -62,7 +62,10 @@ KeySpec key(std::string name, int64_t def, std::string doc) {
   return make_key(std::move(name), ValueType::Int, std::to_string(def), std::move(doc));
 }
 KeySpec key(std::string name, double def, std::string doc) {
-  return make_key(std::move(name), ValueType::Float, toml_literal(def), std::move(doc));
+  // Shortest text that reads back as the same double (0.95, not 0.94999999999999996), always a TOML float.
+  std::string lit = fmt::format("{}", def);
+  if (lit.find_first_of(".eEn") == std::string::npos) lit += ".0";
+  return make_key(std::move(name), ValueType::Float, lit, std::move(doc));
 }
 KeySpec key(std::string name, const char* def, std::string doc) {
   return make_key(std::move(name), ValueType::String, toml_literal(std::string(def)), std::move(doc));

@@ -58,6 +58,7 @@ int main(int argc, char** argv) {
 
     register_builtin_runners();
     Config root = load_experiment(experiment, overrides);
+    const std::string hash = experiment_hash(root);
     RunSettings run = resolve_run(root, experiment);
     if (run.threads > 0) torch::set_num_threads(static_cast<int>(run.threads));
     // Parameter initialisation, dropout and drop path draw from torch's generator: seed it from the
@@ -77,6 +78,6 @@ int main(int argc, char** argv) {
     set_log_file((fs::path(run.work_dir) / "log.txt").string());
     log_info("experiment {} → {} (mode {}, device {}, seed {})", experiment, run.work_dir, run.mode, run.device,
              run.seed);
-    return (*runner)(RunContext{root, run, comp, registry, experiment, resume});
+    return (*runner)(RunContext{root, run, comp, registry, experiment, resume, hash});
   });
 }

@@ -59,16 +59,6 @@ uint64_t sample_seed(uint64_t seed, const std::string& purpose, int64_t epoch, i
                             static_cast<uint64_t>(index)});
 }
 
-std::string config_hash(const Config& root) {
-  Config c = root.deep_copy();
-  if (c.has("run")) {
-    Config run = c.get_table("run");
-    for (const char* k : {"max_steps", "epochs", "work_dir", "log_every", "ckpt_every", "keep_last", "threads"})
-      run.erase(k);
-  }
-  return fmt::format("{:016x}", std::hash<std::string>{}(c.to_toml()));
-}
-
 namespace {
 
 nlohmann::json trainer_state(int64_t step, const std::vector<StreamLoader*>& streams, const std::string& hash) {
@@ -96,7 +86,7 @@ LoopResult run_loop(const RunContext& ctx, TrainModel& model, const LoopSpec& sp
   if (os.warmup_epochs > 0) os.warmup_steps = static_cast<int64_t>(std::llround(os.warmup_epochs * spec.steps_per_epoch));
 
   AdamW opt(model.parameters(), os);
-  const std::string hash = config_hash(ctx.root);
+  const std::string& hash = ctx.config_hash;
   int64_t start = 0;
   if (ctx.resume) {
     auto last = last_checkpoint(ctx.run.work_dir);

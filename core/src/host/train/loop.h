@@ -53,7 +53,4 @@ LoopResult run_loop(const RunContext& ctx, TrainModel& model, const LoopSpec& sp
 // Seed for a per-sample random choice (masks): a pure function of (seed, purpose, epoch, index).
 uint64_t sample_seed(uint64_t seed, const std::string& purpose, int64_t epoch, int64_t index);
 
-// A stable hash of the resolved config (without run.max_steps/epochs/work_dir), stored in checkpoints.
-std::string config_hash(const Config& root);
-
 }  // namespace bevt::host::train

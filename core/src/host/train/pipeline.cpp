@@ -41,8 +41,8 @@ int run_pipeline(const RunContext& ctx) {
     fs::path file = base / stage;
     if (!fs::exists(file)) throw UserError(fmt::format("{}: stage '{}' not found ({})", pc.where("stages"), stage, file.string()));
     Config sc = load_experiment(file.string(), {});
+    std::string hash = experiment_hash(sc);
     RunSettings rs = resolve_run(sc, file.string());
-    std::string hash = config_hash(sc);
     fs::path res_file = fs::path(rs.work_dir) / "results.json";
     nlohmann::json stage_res;
     bool done = false;
@@ -57,7 +57,17 @@ int run_pipeline(const RunContext& ctx) {
       log_info("stage {}: finished earlier ({}), skipped", stage, res_file.string());
     } else {
       log_info("stage {}: bevt-run {}", stage, file.string());
-      bool resume = fs::exists(fs::path(rs.work_dir) / "checkpoints" / "last");
+      // Resume an interrupted stage, but only from a checkpoint of the same experiment.
+      bool resume = false;
+      if (auto last = last_checkpoint(rs.work_dir)) {
+        std::ifstream tj(fs::path(*last) / "trainer.json");
+        nlohmann::json j;
+        try {
+          tj >> j;
+          resume = j.value("config_hash", "") == hash;
+        } catch (const std::exception&) {
+        }
+      }
       std::string cmd = shell_quote(exe) + " " + shell_quote(file.string()) + (resume ? " --resume" : "");
       int st = std::system(cmd.c_str());
       int code = WIFEXITED(st) ? WEXITSTATUS(st) : 1;

@@ -17,7 +17,7 @@ namespace train {
 void write_results(const RunContext& ctx, nlohmann::json results) {
   results["experiment"] = ctx.experiment_path;
   results["seed"] = ctx.run.seed;
-  results["config_hash"] = config_hash(ctx.root);
+  results["config_hash"] = ctx.config_hash;
   write_text_atomic((std::filesystem::path(ctx.run.work_dir) / "results.json").string(), results.dump(2) + "\n");
 }
 }  // namespace train

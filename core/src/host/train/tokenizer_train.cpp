@@ -51,7 +51,7 @@ int run_tokenizer(const RunContext& ctx) {
   LoopResult r = run_loop(ctx, model, loop);
   tok->eval();
   std::string out = (fs::path(ctx.run.work_dir) / "tokenizer.safetensors").string();
-  save_safetensors(out, tok->export_weights(), {{"format", "pt"}, {"config_hash", config_hash(ctx.root)}});
+  save_safetensors(out, tok->export_weights(), {{"format", "pt"}, {"config_hash", ctx.config_hash}});
   nlohmann::json results{{"mode", "tokenizer"}, {"steps", r.steps}, {"weights", out}};
   for (const auto& [k, v] : r.last) results["final_" + k] = v;
   write_results(ctx, results);
