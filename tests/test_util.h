@@ -2,6 +2,7 @@
 #pragma once
 
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include <array>
 #include <cstdio>
@@ -11,8 +12,10 @@
 
 namespace bevt::test {
 
+// A fresh folder for one test process: ctest runs test cases in parallel processes, so the name carries
+// the process id and two cases never share (or wipe) each other's files.
 inline std::filesystem::path temp_dir(const std::string& name) {
-  auto d = std::filesystem::path(BEVT_TEST_TMP) / name;
+  auto d = std::filesystem::path(BEVT_TEST_TMP) / (name + "." + std::to_string(::getpid()));
   std::filesystem::remove_all(d);
   std::filesystem::create_directories(d);
   return d;
