@@ -171,7 +171,9 @@ std::shared_ptr<void> Registry::build(const LoadedPlugin& p, Config& cfg, const 
   } catch (const UserError& e) {
     std::string msg = e.what();
     // Plugin messages usually already name the file and key; prefix the table if they do not.
-    if (msg.find(cfg.where()) == std::string::npos && msg.find(cfg.path()) == std::string::npos)
+    // Plugin messages usually already name the file (cfg.where(key)); prefix the table only if they do not.
+    std::string file = cfg.where().substr(0, cfg.where().rfind(':'));
+    if (msg.find(file) == std::string::npos && msg.find(cfg.path()) == std::string::npos)
       msg = fmt::format("{} [{}]: {}", cfg.where(), cfg.path(), msg);
     throw UserError(msg);
   } catch (const std::exception& e) {

@@ -19,33 +19,6 @@ namespace bevt::host::train {
 
 namespace {
 
-// Initial weights for the backbone (and heads, when the file has them) from init.checkpoint.
-void load_init(const RunContext& ctx, TrainModel& model, bool whole_model) {
-  Config init = host_section(ctx.root, "init");
-  std::string path = init.get_string("checkpoint");
-  if (path.empty()) {
-    if (whole_model)
-      throw UserError(fmt::format("{}: init.checkpoint is required for run.mode = '{}' (the trained model: a "
-                                  "work_dir, checkpoint folder or .safetensors file)",
-                                  init.where(), ctx.run.mode));
-    return;
-  }
-  std::string file = resolve_model_file(path, init.where("checkpoint"));
-  TensorMap tensors = load_safetensors(file).tensors;
-  if (whole_model) {
-    model.load_state(tensors, file);
-    log_info("loaded the model from {}", file);
-    return;
-  }
-  LoadOptions o;
-  o.source = file;
-  o.strict = false;
-  LoadReport r = model.backbone->load_weights(tensors, o);
-  if (!r.mismatched.empty() || r.loaded == 0)
-    throw UserError(fmt::format("{}: the backbone does not fit this checkpoint: {}", file, r.summary()));
-  log_info("initialised the backbone from {}: {}", file, r.summary());
-}
-
 std::shared_ptr<Dataset> need_dataset(const RunContext& ctx, const std::vector<std::string>& paths) {
   for (const auto& p : paths)
     if (auto d = component_as<Dataset>(ctx.composition, p)) return d;
@@ -60,7 +33,7 @@ void to_device(TrainModel& m, const torch::Device& d) {
 int run_finetune(const RunContext& ctx) {
   TrainModel model = assemble_model(ctx.composition, false);
   if (!model.heads.count("cls")) throw UserError("fine-tuning needs a [model.heads.cls] head (plugin = \"i3d\")");
-  load_init(ctx, model, false);
+  initialise_model(ctx, model, false);
   const torch::Device device(ctx.run.device);
   to_device(model, device);
   Config lc = host_section(ctx.root, "loader");
@@ -140,7 +113,7 @@ std::string family_table(const std::map<std::string, EvalResult>& variants) {
 
 int run_eval(const RunContext& ctx, bool probes) {
   TrainModel model = assemble_model(ctx.composition, false);
-  load_init(ctx, model, true);
+  initialise_model(ctx, model, true);
   const torch::Device device(ctx.run.device);
   to_device(model, device);
   auto ds = need_dataset(ctx, {"data.test", "data.val"});

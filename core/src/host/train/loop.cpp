@@ -11,6 +11,7 @@
 #include "bevt/log.h"
 #include "bevt/progress.h"
 #include "bevt/rng.h"
+#include "bevt/safetensors.h"
 #include "host/sections.h"
 
 namespace fs = std::filesystem;
@@ -57,6 +58,33 @@ std::unique_ptr<StreamLoader> make_stream(const RunContext& ctx, const std::stri
 uint64_t sample_seed(uint64_t seed, const std::string& purpose, int64_t epoch, int64_t index) {
   return Rng::derive(seed, {std::hash<std::string>{}(purpose), static_cast<uint64_t>(epoch),
                             static_cast<uint64_t>(index)});
+}
+
+// Initial weights for the backbone (and heads, when the file has them) from init.checkpoint.
+void initialise_model(const RunContext& ctx, TrainModel& model, bool whole_model) {
+  Config init = host_section(ctx.root, "init");
+  std::string path = init.get_string("checkpoint");
+  if (path.empty()) {
+    if (whole_model)
+      throw UserError(fmt::format("{}: init.checkpoint is required for run.mode = '{}' (the trained model: a "
+                                  "work_dir, checkpoint folder or .safetensors file)",
+                                  init.where(), ctx.run.mode));
+    return;
+  }
+  std::string file = resolve_model_file(path, init.where("checkpoint"));
+  TensorMap tensors = load_safetensors(file).tensors;
+  if (whole_model) {
+    model.load_state(tensors, file);
+    log_info("loaded the model from {}", file);
+    return;
+  }
+  LoadOptions o;
+  o.source = file;
+  o.strict = false;
+  LoadReport r = model.backbone->load_weights(tensors, o);
+  if (!r.mismatched.empty() || r.loaded == 0)
+    throw UserError(fmt::format("{}: the backbone does not fit this checkpoint: {}", file, r.summary()));
+  log_info("initialised the backbone from {}: {}", file, r.summary());
 }
 
 namespace {

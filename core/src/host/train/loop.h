@@ -50,6 +50,11 @@ struct LoopResult {
 // checkpoints/last, NaN/Inf detection (RunError naming step and term), metrics.jsonl and the progress line.
 LoopResult run_loop(const RunContext& ctx, TrainModel& model, const LoopSpec& spec);
 
+// Weights from init.checkpoint (a .safetensors file, a checkpoint folder or a work_dir): the whole model
+// (test, probe: strict) or the backbone alone (pretrain, finetune: lenient, reported; official 2D and 3D
+// checkpoints are inflated or resized by the backbone). Without init.checkpoint: an error when whole_model.
+void initialise_model(const RunContext& ctx, TrainModel& model, bool whole_model);
+
 // Seed for a per-sample random choice (masks): a pure function of (seed, purpose, epoch, index).
 uint64_t sample_seed(uint64_t seed, const std::string& purpose, int64_t epoch, int64_t index);
 

@@ -65,6 +65,7 @@ int run_pretrain(const RunContext& ctx) {
   auto stream_names = pc.get_string_list("streams");
   if (stream_names.empty()) throw UserError(fmt::format("{}: pretrain.streams is empty", pc.where("streams")));
   TrainModel model = assemble_model(ctx.composition, pc.get_bool("tie_lm_head"));
+  initialise_model(ctx, model, false);
   auto tokenizer = component_as<Tokenizer>(ctx.composition, "tokenizer");
   if (!tokenizer) throw UserError("pretraining needs a [tokenizer] table (the targets of masked modelling)");
   tokenizer->eval();
