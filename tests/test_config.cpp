@@ -13,15 +13,9 @@ using bevt::UserError;
 using bevt::ValueType;
 namespace t = bevt::test;
 
+using bevt::test::error_of;
+
 namespace {
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const UserError& e) {
-    return e.what();
-  }
-  return "(no UserError)";
-}
 
 std::filesystem::path write_tree() {
   auto d = t::temp_dir("config_tree");

@@ -14,16 +14,7 @@ using bevt::UserError;
 using bevt::host::Registry;
 namespace t = bevt::test;
 
-namespace {
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const UserError& e) {
-    return e.what();
-  }
-  return "(no UserError)";
-}
-}  // namespace
+using bevt::test::error_of;
 
 TEST(Registry, FindsPluginsOfALibrary) {
   Registry r = Registry::discover({t::test_plugins("good")});

@@ -8,7 +8,10 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <string>
+
+#include "bevt/error.h"
 
 namespace bevt::test {
 
@@ -42,6 +45,16 @@ inline CmdResult run(const std::string& cmd) {
   int st = pclose(p);
   r.status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
   return r;
+}
+
+// The message of the UserError f throws, or "(no UserError)".
+inline std::string error_of(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const bevt::UserError& e) {
+    return e.what();
+  }
+  return "(no UserError)";
 }
 
 inline std::string bin(const std::string& tool) { return std::string(BEVT_BIN_DIR) + "/" + tool; }

@@ -238,7 +238,7 @@ class TimeSformer : public bevt::Backbone {
     };
     std::string att = cfg.get_string("attention_type");
     need(att == "divided_space_time", "attention_type",
-         fmt::format("\"divided_space_time\" (got \"{}\"; space_only and joint_space_time are not implemented)", att));
+         fmt::format("\"divided_space_time\" (got \"{}\"; this plugin supports only divided space-time attention)", att));
     need(s_.patch > 0, "patch_size", "> 0");
     need(s_.img_size > 0 && s_.img_size % s_.patch == 0, "img_size", "a positive multiple of patch_size");
     need(s_.in_chans > 0, "in_chans", "> 0");
