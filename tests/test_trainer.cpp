@@ -179,6 +179,25 @@ TEST(Trainer, BadCompositionIsExitStatus2) {
   EXPECT_NE(r.output.find("needs a [tokenizer] table"), std::string::npos) << r.output;
 }
 
+TEST(Trainer, LossFallsOnALearnableTask) {
+  // Fitting 16 clips of 4 classes is learnable in a few dozen steps: the logged loss must fall clearly.
+  auto d = t::temp_dir("trainer_learn");
+  std::string ft = std::string("[run]\nmode = \"finetune\"\nwork_dir = \"") + (d / "ft").string() +
+                   "\"\nepochs = 20\nlog_every = 4\ndevice = \"cpu\"\n" + kModel +
+                   "[model.heads.cls]\nplugin = \"i3d\"\ndropout = 0.0\n" +
+                   clips("data.train", "train", 16, true, 0) +
+                   "classes = [\"motion/forward\", \"motion/backward\", \"appearance/disc\", \"appearance/cross\"]\n"
+                   "[loader]\nbatch_size = 8\n[optim]\nlr = 1e-3\nweight_decay = 0.0\nwarmup_steps = 0\n";
+  t::write_file(d / "ft.toml", ft);
+  auto r = bevt_run(d / "ft.toml", "--set model.backbone.drop_path_rate=0.0");
+  ASSERT_EQ(r.status, 0) << r.output;
+  auto m = read_jsonl(d / "ft" / "metrics.jsonl");
+  ASSERT_GE(m.size(), 5u);
+  double first = m.front()["loss"].get<double>(), last = m.back()["loss"].get<double>();
+  EXPECT_LT(last, 0.7 * first) << "loss " << first << " -> " << last;
+  EXPECT_GT(m.back()["acc_train"].get<double>(), 0.5);
+}
+
 TEST(Optim, ParameterGroupsFollowTheOfficialRecipe) {
   using bevt::host::train::AdamW;
   using bevt::host::train::OptimSettings;
