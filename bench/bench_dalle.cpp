@@ -23,9 +23,7 @@ int main(int argc, char** argv) {
   CLI11_PARSE(app, argc, argv);
   try {
     torch::set_num_threads(threads);
-    auto all = bevt::host::Registry::default_dirs();
-    all.insert(all.end(), dirs.begin(), dirs.end());
-    auto reg = bevt::host::Registry::discover(all);
+    auto reg = bevt::bench::plugins(dirs);
     bevt::Config cfg = bevt::Config::from_toml("plugin = \"dalle\"\n", "bench_dalle");
     auto tok = reg.build_as<bevt::Tokenizer>("tokenizer", cfg, bevt::BuildContext{});
     torch::manual_seed(0);

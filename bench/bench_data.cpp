@@ -156,7 +156,7 @@ int main(int argc, char** argv) {
   results.push_back(clip_case("b_uniform_vp9_240p", vp9, uni, ssv2, reps, script));
 
   // (c) loader clips/s with the default worker count.
-  auto registry = host::Registry::discover(host::Registry::default_dirs());
+  auto registry = bevt::bench::plugins();
   BuildContext ctx;
   ctx.cache_dir = dir + "/cache";
   auto synth = registry.build_as<Dataset>(

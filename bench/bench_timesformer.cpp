@@ -23,9 +23,7 @@ int main(int argc, char** argv) {
   CLI11_PARSE(app, argc, argv);
   try {
     torch::set_num_threads(threads);
-    auto all = bevt::host::Registry::default_dirs();
-    all.insert(all.end(), dirs.begin(), dirs.end());
-    auto reg = bevt::host::Registry::discover(all);
+    auto reg = bevt::bench::plugins(dirs);
     bevt::Config cfg = bevt::Config::from_toml("plugin = \"timesformer_base\"\nnum_classes = 400\n", "bench");
     auto bb = reg.build_as<bevt::Backbone>("backbone", cfg, bevt::BuildContext{});
     torch::manual_seed(0);

@@ -15,6 +15,8 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include "host/registry.h"
+
 namespace bevt::bench {
 
 struct Result {
@@ -22,6 +24,13 @@ struct Result {
   double median_s = 0, min_s = 0, max_s = 0, peak_rss_mb = 0;
   std::map<std::string, double> fields;  // case-specific figures (tokens_per_s, speedup, ...)
 };
+
+// The plugins a benchmark uses: the host's own folder, BEVT_PLUGIN_PATH, then `extra` folders.
+inline host::Registry plugins(const std::vector<std::string>& extra = {}) {
+  auto dirs = host::Registry::default_dirs();
+  dirs.insert(dirs.end(), extra.begin(), extra.end());
+  return host::Registry::discover(dirs);
+}
 
 inline double peak_rss_mb() {
   rusage u{};

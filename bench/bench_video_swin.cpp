@@ -35,7 +35,7 @@ double current_rss_mb() {
 bevt::bench::Result run_case(const std::string& name, int warmup, int reps, int threads) {
   torch::set_num_threads(threads);
   torch::manual_seed(0);
-  auto reg = bevt::host::Registry::discover(bevt::host::Registry::default_dirs());
+  auto reg = bevt::bench::plugins();
   auto cfg = bevt::Config::from_toml(
       "plugin = \"video_swin_t\"\nwindow_size = [8, 7, 7]\npatch_size = [2, 4, 4]\ndrop_path_rate = 0.1\n"
       "grad_checkpointing = " + std::string(name == "train_ckpt" ? "true" : "false") + "\n",

@@ -11,6 +11,7 @@
 #include "bevt/state_dict.h"
 #include "bevt/tokenizer.h"
 #include "host/registry.h"
+#include "test_util.h"
 
 namespace {
 
@@ -79,11 +80,7 @@ TEST(dalle, FullConfigurationHasOfficialKeysAndSize) {
   std::map<std::string, std::string> have;
   int64_t count = 0;
   for (const auto& [k, t] : got) {
-    std::ostringstream s;
-    s << "[";
-    for (int64_t d = 0; d < t.dim(); ++d) s << (d ? ", " : "") << t.size(d);
-    s << "]";
-    have[k] = s.str();
+    have[k] = bevt::test::shape_str(t);
     count += t.numel();
   }
   EXPECT_EQ(have, want);

@@ -12,6 +12,7 @@
 #include "bevt/safetensors.h"
 #include "bevt/state_dict.h"
 #include "host/registry.h"
+#include "test_util.h"
 
 namespace {
 
@@ -70,11 +71,7 @@ TEST(timesformer, BasePresetHasOfficialKeysAndSize) {
   int64_t count = 0;
   for (const auto& [k, t] : bb->export_weights()) {
     if (k == "mask_token") continue;  // bevt's addition for masked modelling (optional on load)
-    std::ostringstream s;
-    s << "[";
-    for (int64_t d = 0; d < t.dim(); ++d) s << (d ? ", " : "") << t.size(d);
-    s << "]";
-    have[k] = s.str();
+    have[k] = bevt::test::shape_str(t);
     count += t.numel();
   }
   EXPECT_EQ(have, want);

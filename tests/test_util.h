@@ -12,6 +12,7 @@
 #include <string>
 
 #include "bevt/error.h"
+#include "bevt/torch.h"
 
 namespace bevt::test {
 
@@ -55,6 +56,13 @@ inline std::string error_of(const std::function<void()>& f) {
     return e.what();
   }
   return "(no UserError)";
+}
+
+// "[a, b, c]": the shape notation of the reference key lists in ../shared/reference/keys.
+inline std::string shape_str(const torch::Tensor& t) {
+  std::string s = "[";
+  for (int64_t d = 0; d < t.dim(); ++d) s += (d ? ", " : "") + std::to_string(t.size(d));
+  return s + "]";
 }
 
 inline std::string bin(const std::string& tool) { return std::string(BEVT_BIN_DIR) + "/" + tool; }

@@ -5,6 +5,7 @@
 #include <sstream>
 
 #include "bevt/error.h"
+#include "test_util.h"
 #include "test_video_swin_util.h"
 
 using namespace swin_test;
@@ -27,11 +28,7 @@ TEST(video_swin_weights, StateDictKeysEqualOfficialSwinTKeys) {
                                           "patch_embed_2d.norm.weight", "patch_embed_2d.norm.bias"};
   for (const auto& [k, shape] : official) {
     ASSERT_TRUE(sd.count(k)) << "missing " << k;
-    std::ostringstream s;
-    s << "[";
-    for (int64_t i = 0; i < sd[k].dim(); ++i) s << (i ? ", " : "") << sd[k].size(i);
-    s << "]";
-    EXPECT_EQ(s.str(), shape) << k;
+    EXPECT_EQ(bevt::test::shape_str(sd[k]), shape) << k;
   }
   for (const auto& [k, v] : sd) {
     if (!official.count(k)) {

@@ -7,6 +7,7 @@
 #include "bevt/dataset.h"
 #include "bevt/error.h"
 #include "bevt/features.h"
+#include "bevt/grad_checkpoint.h"
 #include "bevt/head.h"
 #include "bevt/log.h"
 #include "bevt/masker.h"

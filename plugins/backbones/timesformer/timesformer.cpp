@@ -18,6 +18,7 @@
 
 #include "bevt/backbone.h"
 #include "bevt/config.h"
+#include "bevt/grad_checkpoint.h"
 #include "bevt/error.h"
 #include "bevt/log.h"
 #include "bevt/plugin.h"
@@ -123,62 +124,6 @@ struct BlockImpl : torch::nn::Module {
 };
 TORCH_MODULE(Block);
 
-// Activation checkpointing for one block: forward without a graph, backward recomputes it (with the RNG
-// state of the forward, so dropout/drop-path masks repeat) and differentiates w.r.t. input and parameters.
-struct CheckpointBlock : torch::autograd::Function<CheckpointBlock> {
-  static torch::autograd::variable_list forward(torch::autograd::AutogradContext* ctx, const Tensor& x,
-                                                int64_t block_ptr, std::vector<int64_t> dims,
-                                                torch::TensorList params) {
-    auto* blk = reinterpret_cast<BlockImpl*>(block_ptr);
-    auto gen = at::globalContext().defaultGenerator(c10::DeviceType::CPU);
-    {
-      std::lock_guard<std::mutex> lock(gen.mutex());
-      ctx->saved_data["rng"] = gen.get_state();
-    }
-    ctx->saved_data["blk"] = block_ptr;
-    ctx->saved_data["dims"] = dims;
-    ctx->saved_data["n_params"] = static_cast<int64_t>(params.size());
-    ctx->save_for_backward({x});
-    return {blk->forward(x, dims[0], dims[1], dims[2], dims[3] != 0)};
-  }
-
-  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
-                                                 torch::autograd::variable_list grad_out) {
-    auto* blk = reinterpret_cast<BlockImpl*>(ctx->saved_data["blk"].toInt());
-    auto dims = ctx->saved_data["dims"].toIntVector();
-    Tensor x = ctx->get_saved_variables()[0].detach().requires_grad_(true);
-    auto gen = at::globalContext().defaultGenerator(c10::DeviceType::CPU);
-    Tensor now;
-    {
-      std::lock_guard<std::mutex> lock(gen.mutex());
-      now = gen.get_state();
-      gen.set_state(ctx->saved_data["rng"].toTensor());
-    }
-    Tensor y;
-    {
-      torch::AutoGradMode on(true);
-      y = blk->forward(x, dims[0], dims[1], dims[2], dims[3] != 0);
-    }
-    {
-      std::lock_guard<std::mutex> lock(gen.mutex());
-      gen.set_state(now);
-    }
-    std::vector<Tensor> params = blk->parameters();
-    std::vector<Tensor> wrt{x};
-    std::vector<size_t> where;
-    for (size_t i = 0; i < params.size(); ++i)
-      if (params[i].requires_grad()) {
-        wrt.push_back(params[i]);
-        where.push_back(i);
-      }
-    auto grads = torch::autograd::grad({y}, wrt, {grad_out[0]}, /*retain_graph=*/false, /*create_graph=*/false,
-                                       /*allow_unused=*/true);
-    torch::autograd::variable_list out(3 + params.size());
-    out[0] = grads[0];
-    for (size_t j = 0; j < where.size(); ++j) out[3 + where[j]] = grads[j + 1];
-    return out;
-  }
-};
 
 struct Settings {
   int64_t img_size, patch, in_chans, num_classes, dim, depth, heads, frames;
@@ -454,9 +399,10 @@ class TimeSformer : public bevt::Backbone {
     const bool ckpt = s_.grad_ckpt && is_training() && torch::GradMode::is_enabled();
     for (size_t i = 0; i < block_list_.size(); ++i) {
       if (ckpt) {
-        auto params = block_list_[i]->parameters();
-        x = CheckpointBlock::apply(x, reinterpret_cast<int64_t>(block_list_[i].get()),
-                                   std::vector<int64_t>{B, T, h * w, temporal ? 1 : 0}, torch::TensorList(params))[0];
+        auto* blk = block_list_[i].get();
+        const int64_t hw = h * w;
+        x = bevt::checkpoint([blk, B, T, hw, temporal](const Tensor& in) { return blk->forward(in, B, T, hw, temporal); },
+                             x, blk->norm1->weight);
       } else {
         x = block_list_[i]->forward(x, B, T, h * w, temporal);
       }

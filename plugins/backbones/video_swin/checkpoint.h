@@ -1,6 +1,5 @@
-// Gradient checkpointing of one block: LibTorch 1.13 has no torch.utils.checkpoint in C++, so a custom
-// autograd Function runs the block without saving activations and reruns it (same CPU RNG state, so
-// drop-path and dropout masks match) during backward.
+// Gradient checkpointing of one block through the SDK's bevt::checkpoint (rerun in backward with the
+// forward's RNG state, so drop-path and dropout masks match).
 #pragma once
 
 #include "block.h"

@@ -1,6 +1,5 @@
 #include "checkpoint.h"
 
-#include <ATen/CPUGeneratorImpl.h>
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -111,18 +110,6 @@ MetricsLog::MetricsLog(const std::string& work_dir, bool resume, int64_t resume_
 void MetricsLog::write(const nlohmann::json& record) {
   std::ofstream out(path_, std::ios::app);
   out << record.dump() << "\n";
-}
-
-torch::Tensor torch_rng_state() {
-  auto gen = at::detail::getDefaultCPUGenerator();
-  std::lock_guard<std::mutex> lock(gen.mutex());
-  return gen.get_state();
-}
-
-void set_torch_rng_state(const torch::Tensor& state) {
-  auto gen = at::detail::getDefaultCPUGenerator();
-  std::lock_guard<std::mutex> lock(gen.mutex());
-  gen.set_state(state);
 }
 
 }  // namespace bevt::host::train

@@ -38,8 +38,5 @@ class MetricsLog {
   std::string path_;
 };
 
-// Torch's default CPU generator state (dropout, drop path) as a tensor, for bit-exact resume.
-torch::Tensor torch_rng_state();
-void set_torch_rng_state(const torch::Tensor& state);
 
 }  // namespace bevt::host::train

@@ -8,6 +8,7 @@
 #include <functional>
 
 #include "bevt/error.h"
+#include "bevt/grad_checkpoint.h"
 #include "bevt/log.h"
 #include "bevt/progress.h"
 #include "bevt/rng.h"
@@ -129,7 +130,7 @@ LoopResult run_loop(const RunContext& ctx, TrainModel& model, const LoopSpec& sp
       model.load_state(ck.model, *last + "/model.safetensors");
       opt.load_state(ck.optim);
       auto rng = ck.optim.find("__torch_rng_state__");
-      if (rng != ck.optim.end()) set_torch_rng_state(rng->second.clone());
+      if (rng != ck.optim.end()) set_cpu_rng_state(rng->second.clone());
       start = ck.trainer.at("step").get<int64_t>();
       for (auto* s : spec.streams) {
         if (!ck.trainer["loaders"].contains(s->name)) continue;
@@ -150,7 +151,7 @@ LoopResult run_loop(const RunContext& ctx, TrainModel& model, const LoopSpec& sp
 
   auto save = [&](int64_t step) {
     TensorMap optim_state = opt.state();
-    optim_state["__torch_rng_state__"] = torch_rng_state();
+    optim_state["__torch_rng_state__"] = cpu_rng_state();
     save_checkpoint(ctx.run.work_dir, step, model.state(), optim_state, trainer_state(step, spec.streams, hash),
                     ctx.run.keep_last);
   };
