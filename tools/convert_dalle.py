@@ -1,95 +1,121 @@
 #!/usr/bin/env python3
 """Convert DALL-E dVAE encoder weights to safetensors for bevt's `dalle` tokenizer.
 
-Accepted inputs:
-  * OpenAI's encoder.pkl (https://cdn.openai.com/dall-e/encoder.pkl): a pickled torch module, so the
-    `dall_e` package (pip install git+https://github.com/openai/DALL-E) must be importable to unpickle it;
-  * a BEVT checkpoint (.pth) whose state_dict holds the encoder under `cls_head.vae_encoder.*`;
-  * a plain state dict (.pth/.pt) already under the official names.
+    python3 tools/convert_dalle.py encoder.pkl weights/dalle_encoder.safetensors
 
-The output holds float32 tensors under the official names (blocks.input.w, blocks.group_1.block_1.res_path.conv_1.w,
-..., blocks.output.conv.b), which the tokenizer loads strictly:
+Accepted inputs (read without torch and without OpenAI's dall_e package):
+  * OpenAI's encoder.pkl (https://cdn.openai.com/dall-e/encoder.pkl): a whole pickled dall_e.encoder.Encoder
+    module, not a state dict; its classes are never imported, only its parameters are read;
+  * a BEVT pre-training checkpoint (.pth), whose state_dict keeps the frozen encoder under
+    cls_head.vae_encoder.*, or a bevt/BEVT whole-model safetensors file with those names;
+  * a state dict (.pth or .safetensors) already under the official names, optionally behind "module." or
+    "encoder.".
 
-    python tools/convert_dalle.py encoder.pkl weights/dalle_encoder.safetensors
-
-Then set `weights = "weights/dalle_encoder.safetensors"` in the tokenizer table of the experiment.
-Needs Python 3 and torch; uses the `safetensors` package when installed, else writes the format itself.
+The output holds float32 tensors under the official names (blocks.input.w, blocks.group_1.block_1.res_path.
+conv_1.w, ..., blocks.output.conv.b), which the tokenizer loads strictly; set
+`weights = "weights/dalle_encoder.safetensors"` in the experiment's [tokenizer] table. The sizes it found are
+printed as the matching tokenizer keys. Bad input is a one-line error with exit status 2.
 """
 import argparse
-import json
-import struct
+import os
+import re
 import sys
 
-import torch
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import bevt_pth as bp  # noqa: E402
 
+PROG = "convert_dalle"
 PREFIX_BEVT = "cls_head.vae_encoder."
+NAME = re.compile(r"^blocks\.(input|output\.conv|group_(\d+)\.block_(\d+)\.(id_path|res_path\.conv_[1-4]))\.(w|b)$")
 
 
-def load_any(path):
-    obj = torch.load(path, map_location="cpu")
-    if isinstance(obj, torch.nn.Module):  # encoder.pkl
-        return obj.state_dict()
-    if isinstance(obj, dict):
-        for key in ("state_dict", "model", "model_state"):
-            if key in obj and isinstance(obj[key], dict):
-                obj = obj[key]
-                break
-        if any(k.startswith(PREFIX_BEVT) for k in obj):
-            return {k[len(PREFIX_BEVT):]: v for k, v in obj.items() if k.startswith(PREFIX_BEVT)}
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):
+        raise bp.CheckpointError(f"{message} (see --help)")
+
+
+def read_tensors(path, key):
+    """name -> Tensor of any accepted input, before selecting the encoder's names."""
+    if bp.sniff(path) == "safetensors":
+        tensors, _ = bp.load_safetensors(path)
+        return tensors, "safetensors"
+    obj = bp.load(path)
+    sd, layout = bp.find_state_dict(obj, path, key)
+    return sd, layout
+
+
+def encoder_tensors(sd, path):
+    names = list(sd)
+    if any(k.startswith(PREFIX_BEVT) for k in names):
+        sd = {k[len(PREFIX_BEVT):]: v for k, v in sd.items() if k.startswith(PREFIX_BEVT)}
+        where = f"the BEVT tokenizer ({PREFIX_BEVT}*)"
+    else:
         for prefix in ("module.", "encoder."):
-            if obj and all(k.startswith(prefix) for k in obj):
-                obj = {k[len(prefix):]: v for k, v in obj.items()}
-        return obj
-    raise SystemExit(f"{path}: neither a torch module nor a state dict ({type(obj).__name__})")
+            if sd and all(k.startswith(prefix) for k in sd):
+                sd = {k[len(prefix):]: v for k, v in sd.items()}
+        where = "the state dict"
+    enc = {k: v for k, v in sd.items() if k.startswith("blocks.")}
+    if "blocks.input.w" not in enc or "blocks.output.conv.w" not in enc:
+        raise bp.CheckpointError(f"{path}: no DALL-E encoder weights (blocks.input.w ... blocks.output.conv.b) in "
+                                 f"{where}; names look like {', '.join(names[:3])}")
+    odd = [k for k in enc if not NAME.match(k)]
+    if odd:
+        raise bp.CheckpointError(f"{path}: not DALL-E encoder names: {', '.join(odd[:4])}")
+    return enc
 
 
-def write_safetensors(path, tensors, metadata):
-    try:
-        from safetensors.torch import save_file
-        save_file(tensors, path, metadata=metadata)
-        return
-    except ImportError:
-        pass
-    header = {"__metadata__": metadata}
-    offset = 0
-    blobs = []
-    for name in sorted(tensors):
-        data = tensors[name].numpy().tobytes()
-        header[name] = {"dtype": "F32", "shape": list(tensors[name].shape),
-                        "data_offsets": [offset, offset + len(data)]}
-        offset += len(data)
-        blobs.append(data)
-    text = json.dumps(header, separators=(",", ":")).encode("utf-8")
-    text += b" " * ((8 - len(text) % 8) % 8)
-    with open(path, "wb") as f:
-        f.write(struct.pack("<Q", len(text)))
-        f.write(text)
-        for b in blobs:
-            f.write(b)
+def architecture(enc, path):
+    w_in, w_out = enc["blocks.input.w"], enc["blocks.output.conv.w"]
+    if len(w_in.shape) != 4 or len(w_out.shape) != 4:
+        raise bp.CheckpointError(f"{path}: blocks.input.w {list(w_in.shape)} and blocks.output.conv.w "
+                                 f"{list(w_out.shape)} are not convolution weights")
+    groups = {}
+    for k in enc:
+        m = NAME.match(k)
+        if m.group(2):
+            groups.setdefault(int(m.group(2)), set()).add(int(m.group(3)))
+    if not groups or sorted(groups) != list(range(1, len(groups) + 1)):
+        raise bp.CheckpointError(f"{path}: encoder groups {sorted(groups)} are not group_1 .. group_N")
+    counts = {len(b) for b in groups.values()}
+    if len(counts) != 1 or any(sorted(b) != list(range(1, len(b) + 1)) for b in groups.values()):
+        raise bp.CheckpointError(f"{path}: encoder groups have different blocks: "
+                                 + ", ".join(f"group_{g}: {sorted(b)}" for g, b in sorted(groups.items())))
+    return {"n_hid": w_in.shape[0], "input_channels": w_in.shape[1], "vocab_size": w_out.shape[0],
+            "group_count": len(groups), "n_blk_per_group": counts.pop()}
 
 
-def main():
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("src", help="encoder.pkl, a BEVT checkpoint, or a state dict")
+def main(argv=None):
+    ap = _Parser(prog="convert_dalle.py", description=__doc__.split("\n\n")[0],
+                 formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__.split("\n\n", 1)[1])
+    ap.add_argument("src", help="encoder.pkl, a BEVT checkpoint, or a state dict (.pth or .safetensors)")
     ap.add_argument("dst", help="output .safetensors")
-    args = ap.parse_args()
+    ap.add_argument("--key", help="top-level entry holding the state dict (default: detected)")
     try:
-        sd = load_any(args.src)
-    except ModuleNotFoundError as e:
-        raise SystemExit(f"{args.src}: {e}; encoder.pkl is a pickled module: "
-                         "pip install git+https://github.com/openai/DALL-E first")
-    tensors = {k: v.detach().to(torch.float32).contiguous() for k, v in sd.items()
-               if k.startswith("blocks.") and torch.is_tensor(v)}
-    if "blocks.output.conv.w" not in tensors:
-        raise SystemExit(f"{args.src}: no DALL-E encoder weights found (expected blocks.*.w / blocks.*.b keys)")
-    vocab, width = tensors["blocks.output.conv.w"].shape[:2]
-    n_hid = tensors["blocks.input.w"].shape[0]
-    blocks = {k.split(".")[2] for k in tensors if k.startswith("blocks.group_1.")}
-    meta = {"format": "pt", "source": args.src, "vocab_size": str(vocab), "n_hid": str(n_hid),
-            "n_blk_per_group": str(len(blocks))}
-    write_safetensors(args.dst, tensors, meta)
-    print(f"wrote {args.dst}: {len(tensors)} tensors, {sum(t.numel() for t in tensors.values()) / 1e6:.1f}M "
-          f"parameters (n_hid {n_hid}, {len(blocks)} blocks per group, vocabulary {vocab})")
+        args = ap.parse_args(sys.argv[1:] if argv is None else argv)
+        if not args.dst.endswith(".safetensors"):
+            raise bp.CheckpointError(f"{args.dst}: the output is a .safetensors file")
+        sd, layout = read_tensors(args.src, args.key)
+        enc = encoder_tensors(sd, args.src)
+        arch = architecture(enc, args.src)
+        tensors = {k: v.to("F32") for k, v in enc.items()}
+        meta = {"format": "pt", "source": os.path.basename(args.src), "converted_by": "bevt tools/convert_dalle.py"}
+        meta.update({k: str(v) for k, v in arch.items()})
+        bp.save_safetensors(args.dst, tensors, meta)
+    except bp.CheckpointError as e:
+        print(f"{PROG}: {str(e).splitlines()[0] if str(e) else 'error'}", file=sys.stderr)
+        return 2
+    except OSError as e:
+        print(f"{PROG}: {e.filename or ''}: {e.strerror or e}", file=sys.stderr)
+        return 1
+    params = sum(t.numel for t in tensors.values())
+    print(f"read {args.src}: {layout}")
+    print(f"wrote {args.dst}: {len(tensors)} tensors, {params / 1e6:.1f}M parameters (float32)")
+    default = {"n_hid": 256, "input_channels": 3, "vocab_size": 8192, "group_count": 4, "n_blk_per_group": 2}
+    if arch == default:
+        print("the released encoder's sizes: the dalle tokenizer's defaults fit; set only weights = ...")
+    else:
+        print("tokenizer keys for these weights: " + ", ".join(f"{k} = {v}" for k, v in arch.items()))
+    return 0
 
 
 if __name__ == "__main__":
