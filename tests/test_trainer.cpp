@@ -198,29 +198,6 @@ TEST(Trainer, LossFallsOnALearnableTask) {
   EXPECT_GT(m.back()["acc_train"].get<double>(), 0.5);
 }
 
-TEST(Optim, ParameterGroupsFollowTheOfficialRecipe) {
-  using bevt::host::train::AdamW;
-  using bevt::host::train::OptimSettings;
-  OptimSettings s;
-  s.weight_decay = 0.05;
-  s.no_decay_keys = {"norm", "relative_position_bias_table", "absolute_pos_embed"};
-  s.lr_mult = {{"backbone.", 0.1}, {"backbone.layers.0.", 0.5}};
-  std::vector<bevt::host::train::NamedParam> ps = {
-      {"backbone.layers.0.blocks.0.attn.qkv.weight", torch::zeros({2}, torch::requires_grad())},
-      {"backbone.layers.1.blocks.0.norm1.weight", torch::zeros({2}, torch::requires_grad())},
-      {"backbone.layers.1.blocks.0.attn.relative_position_bias_table", torch::zeros({2}, torch::requires_grad())},
-      {"cls_head.fc_cls.weight", torch::zeros({2}, torch::requires_grad())},
-  };
-  AdamW opt(ps, s);
-  EXPECT_DOUBLE_EQ(opt.weight_decay(0), 0.05);
-  EXPECT_DOUBLE_EQ(opt.weight_decay(1), 0.0);
-  EXPECT_DOUBLE_EQ(opt.weight_decay(2), 0.0);
-  EXPECT_DOUBLE_EQ(opt.weight_decay(3), 0.05);
-  EXPECT_DOUBLE_EQ(opt.lr_multiplier(0), 0.5);  // longest prefix wins
-  EXPECT_DOUBLE_EQ(opt.lr_multiplier(1), 0.1);
-  EXPECT_DOUBLE_EQ(opt.lr_multiplier(3), 1.0);
-}
-
 TEST(Optim, AdamWMatchesPyTorchsUpdate) {
   // One step of torch.optim.AdamW(lr=0.1, betas=(0.9,0.999), eps=1e-8, weight_decay=0.5) on p=[1,-2], g=[0.5,0.25]:
   // p <- p*(1-lr*wd) - lr * m_hat/(sqrt(v_hat)+eps) with m_hat=g, v_hat=g^2  =>  p*0.95 - 0.1*sign(g).

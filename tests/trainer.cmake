@@ -2,3 +2,5 @@
 # kill-and-resume bit equality, divergence, and the optimiser's parameter groups.
 bevt_add_gtest(test_trainer ${CMAKE_CURRENT_SOURCE_DIR}/test_trainer.cpp)
 add_dependencies(test_trainer bevt-run video_swin mim_heads cls_heads maskers synthetic dalle)
+bevt_add_gtest(test_optim_groups ${CMAKE_CURRENT_SOURCE_DIR}/test_optim_groups.cpp)
+add_dependencies(test_optim_groups video_swin)

@@ -28,6 +28,12 @@ class Backbone : public torch::nn::Module {
   virtual LoadReport load_weights(const TensorMap& tensors, const LoadOptions& opts = {});
   // Weights under the official names (default: state_dict()).
   virtual TensorMap export_weights() const;
+  // Layer-wise lr decay (BEiT, BEVT's K400 fine-tune): the depth level of a parameter, named as in
+  // export_weights() without a "backbone." prefix, in [0, num_layer_levels()); the head sits at level
+  // num_layer_levels() and a parameter at level i gets lr × decay^(num_layer_levels() − i). The default
+  // (0 levels) means the backbone defines no levels and layer decay is refused with an error.
+  virtual int64_t num_layer_levels() const { return 0; }
+  virtual int64_t layer_level(const std::string& param_name) const;
 };
 
 template <>

@@ -39,6 +39,10 @@ LoadReport Backbone::load_weights(const TensorMap& tensors, const LoadOptions& o
   return load_state_dict(*this, tensors, opts);
 }
 TensorMap Backbone::export_weights() const { return state_dict(*this); }
+int64_t Backbone::layer_level(const std::string& param_name) const {
+  throw UserError("this backbone defines no layer levels for layer-wise lr decay (asked for '" + param_name +
+                  "'); set optim.layer_decay = 1.0");
+}
 
 LoadReport Head::load_weights(const TensorMap& tensors, const LoadOptions& opts) {
   return load_state_dict(*this, tensors, opts);
@@ -50,7 +54,7 @@ torch::Tensor Tokenizer::tokenize(const torch::Tensor& images) {
     throw UserError(fmt::format("tokenizer input must be [N,3,H,W] images, got {} dims", images.dim()));
   if (images.numel() > 0) {
     double lo = images.min().item<double>(), hi = images.max().item<double>();
-    if (lo < -1e-6 || hi > 1 + 1e-6)
+    if (!(lo >= -1e-6 && hi <= 1 + 1e-6))  // also NaN
       throw UserError(fmt::format("tokenizer input must be in [0,1], got values in [{:.3g},{:.3g}] (pass images "
                                   "before normalisation, divided by 255)",
                                   lo, hi));

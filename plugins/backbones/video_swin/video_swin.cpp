@@ -67,7 +67,7 @@ BackboneSpec VideoSwin::spec() const {
     if (i + 1 < n)
       s.stages.push_back({fmt::format("stage{}_down", i + 1), opts_.stage_dim(i + 1), {p[0], p[1] << (i + 1), p[2] << (i + 1)}});
   }
-  s.stages.push_back({"out", opts_.stage_dim(n - 1), {p[0], p[1] << (n - 1), p[2] << (n - 1)}});
+  s.stages.push_back({"out", opts_.stage_dim(n - 1), {p[0], p[1] << (n - 1), p[2] << (n - 1)}, /*normalised=*/true});
   return s;
 }
 
@@ -152,6 +152,29 @@ Features VideoSwin::forward_image(const torch::Tensor& image, const torch::Tenso
 }
 
 torch::Tensor VideoSwin::final_norm(const torch::Tensor& x) { return norm->forward(x); }
+
+// BEVT's K400 layer decay counts every block and every patch merging as a level: patch_embed 0,
+// layers.i.blocks.j and then layers.i.downsample in order, the final norm on the last level (Swin-B: 28 levels,
+// patch_embed at 0.9^28, layers.3.blocks.1 and norm at 0.9).
+int64_t VideoSwin::num_layer_levels() const {
+  int64_t n = 1;
+  for (int64_t d : opts_.depths) n += d + 1;
+  return n - 1;  // the last stage has no downsample
+}
+
+int64_t VideoSwin::layer_level(const std::string& name) const {
+  if (name.rfind("patch_embed", 0) == 0 || name == "mask_token") return 0;
+  if (name.rfind("layers.", 0) == 0) {
+    size_t dot = name.find('.', 7);
+    int64_t stage = std::stoll(name.substr(7, dot - 7));
+    int64_t level = 1;
+    for (int64_t k = 0; k < stage; ++k) level += opts_.depths[k] + 1;
+    const std::string rest = name.substr(dot + 1);
+    if (rest.rfind("blocks.", 0) == 0) return level + std::stoll(rest.substr(7));
+    if (rest.rfind("downsample", 0) == 0) return level + opts_.depths[stage];
+  }
+  return num_layer_levels() - 1;
+}
 
 void VideoSwin::clear_caches() {
   for (auto& s : stages_)

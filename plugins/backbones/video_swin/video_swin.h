@@ -27,6 +27,8 @@ class VideoSwin : public Backbone {
   void set_grad_checkpointing(bool on) override { opts_.grad_checkpointing = on; }
   LoadReport load_weights(const TensorMap& tensors, const LoadOptions& opts = {}) override;
   TensorMap export_weights() const override;
+  int64_t num_layer_levels() const override;
+  int64_t layer_level(const std::string& param_name) const override;
 
   const SwinOptions& options() const { return opts_; }
 

@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cmath>
 
 #include "bevt/error.h"
@@ -23,19 +24,34 @@ OptimSettings OptimSettings::from(const Config& c) {
   s.warmup_steps = c.get_int("warmup_steps");
   s.warmup_epochs = c.get_float("warmup_epochs");
   s.accum_steps = c.get_int("accum_steps");
-  s.no_decay_keys = c.get_string_list("no_decay_keys");
-  for (const auto& entry : c.get_string_list("lr_mult")) {
-    auto colon = entry.rfind(':');
-    double m = 0;
-    try {
-      if (colon == std::string::npos) throw std::invalid_argument("no colon");
-      m = std::stod(entry.substr(colon + 1));
-    } catch (const std::exception&) {
-      throw UserError(fmt::format("{}: optim.lr_mult entries are \"prefix:multiplier\", got \"{}\"",
-                                  c.where("lr_mult"), entry));
+  s.layer_decay = c.get_float("layer_decay");
+  s.by_epoch = c.get_bool("by_epoch");
+  if (c.has("custom_keys")) {
+    Config ck = c.get_table("custom_keys");
+    for (const auto& k : ck.keys()) {
+      if (ck.type_of(k) != ValueType::Table)
+        throw UserError(fmt::format("{}: optim.custom_keys.\"{}\" must be a table such as {{lr_mult = 0.1, "
+                                    "decay_mult = 0.0}}",
+                                    ck.where(k), k));
+      Config e = ck.get_table(k);
+      for (const auto& field : e.keys())
+        if (field != "lr_mult" && field != "decay_mult")
+          throw UserError(fmt::format("{}: optim.custom_keys.\"{}\" has unknown field '{}' (known: lr_mult, "
+                                      "decay_mult)",
+                                      e.where(field), k, field));
+      CustomKey entry{k, e.get_float("lr_mult", 1.0), e.get_float("decay_mult", 1.0)};
+      if (entry.lr_mult < 0 || entry.decay_mult < 0)
+        throw UserError(fmt::format("{}: optim.custom_keys.\"{}\": lr_mult and decay_mult must be >= 0", e.where(), k));
+      s.custom_keys.push_back(entry);
     }
-    s.lr_mult.emplace_back(entry.substr(0, colon), m);
   }
+  // mmcv sorts the keys by length, longest first, ties alphabetically, and stops at the first match.
+  std::stable_sort(s.custom_keys.begin(), s.custom_keys.end(),
+                   [](const CustomKey& a, const CustomKey& b) { return a.key < b.key; });
+  std::stable_sort(s.custom_keys.begin(), s.custom_keys.end(),
+                   [](const CustomKey& a, const CustomKey& b) { return a.key.size() > b.key.size(); });
+  if (s.layer_decay <= 0 || s.layer_decay > 1)
+    throw UserError(fmt::format("{}: optim.layer_decay must be in (0, 1] (1 = off)", c.where("layer_decay")));
   if (s.lr <= 0) throw UserError(fmt::format("{}: optim.lr must be > 0", c.where("lr")));
   if (s.accum_steps < 1) throw UserError(fmt::format("{}: optim.accum_steps must be >= 1", c.where("accum_steps")));
   if (s.warmup_ratio < 0 || s.warmup_ratio > 1)
@@ -43,20 +59,28 @@ OptimSettings OptimSettings::from(const Config& c) {
   return s;
 }
 
-AdamW::AdamW(std::vector<NamedParam> params, const OptimSettings& s) : params_(std::move(params)), s_(s) {
+AdamW::AdamW(std::vector<NamedParam> params, const OptimSettings& s, const LayerLevels& levels)
+    : params_(std::move(params)), s_(s) {
+  const bool decay_layers = s.layer_decay < 1.0;
+  if (decay_layers && levels.count <= 0)
+    throw UserError("optim.layer_decay < 1 needs a backbone that defines layer levels; this one defines none (set "
+                    "optim.layer_decay = 1.0)");
   for (const auto& p : params_) {
-    bool decay = true;
-    for (const auto& k : s.no_decay_keys)
-      if (p.name.find(k) != std::string::npos) decay = false;
-    wd_.push_back(decay ? s.weight_decay : 0.0);
-    double mult = 1.0;
-    size_t best = 0;
-    for (const auto& [prefix, m] : s.lr_mult)
-      if (p.name.rfind(prefix, 0) == 0 && prefix.size() >= best) {
-        best = prefix.size();
-        mult = m;
+    double lr_mult = 1.0, decay_mult = 1.0;
+    bool custom = false;
+    for (const auto& k : s.custom_keys)
+      if (p.name.find(k.key) != std::string::npos) {
+        lr_mult = k.lr_mult;
+        decay_mult = k.decay_mult;
+        custom = true;
+        break;
       }
-    lr_mult_.push_back(mult);
+    if (!custom && decay_layers && p.name.rfind("backbone.", 0) == 0) {
+      int64_t level = levels.of(p.name.substr(9));
+      lr_mult = std::pow(s.layer_decay, static_cast<double>(levels.count - level));
+    }
+    wd_.push_back(s.weight_decay * decay_mult);
+    lr_mult_.push_back(lr_mult);
     exp_avg_.push_back(torch::zeros_like(p.param));
     exp_avg_sq_.push_back(torch::zeros_like(p.param));
     steps_.push_back(0);
@@ -124,6 +148,11 @@ void AdamW::load_state(const TensorMap& state) {
 double scheduled_lr(const OptimSettings& s, int64_t step, int64_t total_steps) {
   const double pi = 3.14159265358979323846;
   double progress = total_steps > 0 ? static_cast<double>(step) / static_cast<double>(total_steps) : 0.0;
+  if (s.by_epoch && s.steps_per_epoch > 0) {
+    // mmcv by_epoch: the cosine moves once per epoch, at (epoch / max_epochs).
+    int64_t epochs = (total_steps + s.steps_per_epoch - 1) / s.steps_per_epoch;
+    progress = epochs > 0 ? static_cast<double>(step / s.steps_per_epoch) / static_cast<double>(epochs) : 0.0;
+  }
   double lr = s.min_lr + (s.lr - s.min_lr) * 0.5 * (1 + std::cos(pi * std::min(progress, 1.0)));
   if (step < s.warmup_steps) {
     double k = (1 - static_cast<double>(step) / static_cast<double>(s.warmup_steps)) * (1 - s.warmup_ratio);

@@ -1,9 +1,11 @@
 // Optimisation as the official BEVT/mmcv recipes do it: AdamW (PyTorch's update, written out so its state
-// checkpoints by parameter name), parameter groups (no weight decay on norms and position tables; per-prefix
-// lr multipliers), gradient clipping by global L2 norm, and mmcv's cosine schedule per iteration with a linear
-// warmup that starts at warmup_ratio × lr.
+// checkpoints by parameter name), parameter groups from mmcv's custom_keys (the longest key contained in a
+// parameter's name wins) and BEVT's layer-wise lr decay, gradient clipping by global L2 norm, and mmcv's cosine
+// schedule (per iteration, or per epoch as mmcv's by_epoch) with a linear per-iteration warmup that starts at
+// warmup_ratio × lr.
 #pragma once
 
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -25,14 +27,29 @@ struct OptimSettings {
   int64_t warmup_steps = 0;
   double warmup_epochs = 0;  // converted to steps by the runner when > 0
   int64_t accum_steps = 1;
-  std::vector<std::string> no_decay_keys;           // substrings: no weight decay
-  std::vector<std::pair<std::string, double>> lr_mult;  // name prefix → lr multiplier (longest prefix wins)
+  // mmcv paramwise_cfg.custom_keys: a parameter takes the first of these (longest key first, ties in
+  // alphabetical order) that its name contains; lr × lr_mult, weight decay × decay_mult, and no layer decay.
+  struct CustomKey {
+    std::string key;
+    double lr_mult = 1.0, decay_mult = 1.0;
+  };
+  std::vector<CustomKey> custom_keys;
+  double layer_decay = 1.0;  // BEVT/BEiT layer-wise lr decay of backbone parameters; 1 = off
+  bool by_epoch = false;     // cosine evaluated at epoch starts (mmcv by_epoch=True); warmup stays per iteration
+  int64_t steps_per_epoch = 0;  // set by the loop when by_epoch
   static OptimSettings from(const Config& optim);
+};
+
+// A backbone's depth levels (Backbone::num_layer_levels/layer_level), for layer-wise lr decay of the
+// parameters named "backbone.<name>".
+struct LayerLevels {
+  int64_t count = 0;
+  std::function<int64_t(const std::string&)> of;
 };
 
 class AdamW {
  public:
-  AdamW(std::vector<NamedParam> params, const OptimSettings& s);
+  AdamW(std::vector<NamedParam> params, const OptimSettings& s, const LayerLevels& levels = {});
   void zero_grad();
   // Clips (when set), then one AdamW step at base learning rate `lr`; returns the gradient norm before clipping.
   double step(double lr);
@@ -50,7 +67,7 @@ class AdamW {
   OptimSettings s_;
 };
 
-// mmcv CosineAnnealing (by iteration) with linear warmup from warmup_ratio.
+// mmcv CosineAnnealing (per iteration, or per epoch when s.by_epoch) with linear warmup from warmup_ratio.
 double scheduled_lr(const OptimSettings& s, int64_t step, int64_t total_steps);
 
 }  // namespace bevt::host::train

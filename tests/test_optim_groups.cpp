@@ -1,0 +1,182 @@
+// Which parameter lands in which group with which lr and weight decay, read from the shipped experiment files
+// and a real Video Swin's layer levels: mmcv's custom_keys (longest key wins, with its quirk on the relative
+// position tables), BEVT's K400 layer decay, the per-epoch cosine, EMA and the fp16 loss scaler.
+#include <gtest/gtest.h>
+
+#include <cmath>
+
+#include "bevt/error.h"
+#include "host/experiment.h"
+#include "host/sections.h"
+#include "host/train/amp.h"
+#include "host/train/ema.h"
+#include "host/train/optim.h"
+#include "test_video_swin_util.h"
+
+namespace tr = bevt::host::train;
+
+namespace {
+
+tr::OptimSettings settings_of(const std::string& experiment) {
+  bevt::Config root = bevt::host::load_experiment(std::string(BEVT_SOURCE_DIR) + "/experiments/" + experiment, {});
+  return tr::OptimSettings::from(bevt::host::host_section(root, "optim"));
+}
+
+std::vector<tr::NamedParam> params(const std::vector<std::string>& names) {
+  std::vector<tr::NamedParam> out;
+  for (const auto& n : names) out.push_back({n, torch::zeros({2}, torch::requires_grad())});
+  return out;
+}
+
+size_t index_of(const tr::AdamW& opt, const std::string& name) {
+  for (size_t i = 0; i < opt.params().size(); ++i)
+    if (opt.params()[i].name == name) return i;
+  ADD_FAILURE() << "no parameter " << name;
+  return 0;
+}
+
+}  // namespace
+
+TEST(OptimGroups, Ssv2CustomKeysReproduceMmcvsLongestKeyQuirk) {
+  tr::OptimSettings s = settings_of("ssv2.toml");
+  EXPECT_TRUE(s.by_epoch);
+  tr::AdamW opt(params({"backbone.patch_embed.proj.weight", "backbone.layers.2.blocks.3.norm1.weight",
+                        "backbone.layers.1.blocks.0.attn.relative_position_bias_table", "backbone.norm.weight",
+                        "cls_head.fc_cls.weight", "cls_head.fc_cls.bias"}),
+                s);
+  auto lr = [&](const std::string& n) { return opt.lr_multiplier(index_of(opt, n)); };
+  auto wd = [&](const std::string& n) { return opt.weight_decay(index_of(opt, n)); };
+  EXPECT_DOUBLE_EQ(lr("backbone.patch_embed.proj.weight"), 0.1);
+  EXPECT_DOUBLE_EQ(wd("backbone.patch_embed.proj.weight"), 0.05);
+  // "backbone" (8 characters) beats "norm" (4): backbone norms keep their decay.
+  EXPECT_DOUBLE_EQ(lr("backbone.layers.2.blocks.3.norm1.weight"), 0.1);
+  EXPECT_DOUBLE_EQ(wd("backbone.layers.2.blocks.3.norm1.weight"), 0.05);
+  EXPECT_DOUBLE_EQ(wd("backbone.norm.weight"), 0.05);
+  // "relative_position_bias_table" is the longest key: lr 1x (10x the backbone's) and no decay.
+  EXPECT_DOUBLE_EQ(lr("backbone.layers.1.blocks.0.attn.relative_position_bias_table"), 1.0);
+  EXPECT_DOUBLE_EQ(wd("backbone.layers.1.blocks.0.attn.relative_position_bias_table"), 0.0);
+  EXPECT_DOUBLE_EQ(lr("cls_head.fc_cls.weight"), 1.0);
+  EXPECT_DOUBLE_EQ(wd("cls_head.fc_cls.bias"), 0.05);
+}
+
+TEST(OptimGroups, K400LayerDecayOverSwinBsTwentyEightLevels) {
+  tr::OptimSettings s = settings_of("k400.toml");
+  EXPECT_DOUBLE_EQ(s.layer_decay, 0.9);
+  // Swin-B's depths with tiny channels: the levels depend on depths only.
+  auto bb = swin_test::build(swin_test::tiny({{"depths", "[2, 2, 18, 2]"}}));
+  ASSERT_EQ(bb->num_layer_levels(), 28);
+  tr::LayerLevels levels{bb->num_layer_levels(), [&](const std::string& n) { return bb->layer_level(n); }};
+  std::vector<std::string> names;
+  for (const auto& [k, v] : bb->export_weights()) names.push_back("backbone." + k);
+  names.push_back("cls_head.fc_cls.weight");
+  tr::AdamW opt(params(names), s, levels);
+  auto lr = [&](const std::string& n) { return opt.lr_multiplier(index_of(opt, n)); };
+  auto wd = [&](const std::string& n) { return opt.weight_decay(index_of(opt, n)); };
+  EXPECT_NEAR(lr("backbone.patch_embed.proj.weight"), std::pow(0.9, 28), 1e-15);
+  EXPECT_NEAR(lr("backbone.layers.0.blocks.0.mlp.fc1.weight"), std::pow(0.9, 27), 1e-15);
+  EXPECT_NEAR(lr("backbone.layers.0.downsample.reduction.weight"), std::pow(0.9, 25), 1e-15);
+  EXPECT_NEAR(lr("backbone.layers.2.blocks.17.mlp.fc2.weight"), std::pow(0.9, 4), 1e-15);
+  EXPECT_NEAR(lr("backbone.layers.3.blocks.1.attn.qkv.weight"), 0.9, 1e-15);
+  EXPECT_NEAR(lr("backbone.norm.weight"), 0.9, 1e-15);
+  EXPECT_DOUBLE_EQ(lr("cls_head.fc_cls.weight"), 1.0);
+  // The keyed tables escape the layer decay and the weight decay; norms keep the decay.
+  EXPECT_DOUBLE_EQ(lr("backbone.layers.0.blocks.1.attn.relative_position_bias_table"), 1.0);
+  EXPECT_DOUBLE_EQ(wd("backbone.layers.0.blocks.1.attn.relative_position_bias_table"), 0.0);
+  EXPECT_DOUBLE_EQ(wd("backbone.layers.1.blocks.0.norm2.weight"), 1e-3);
+  // Every parameter's multiplier is decay^(28 - level) or a keyed 1.
+  for (const auto& n : names)
+    EXPECT_LE(lr(n), 1.0) << n;
+}
+
+TEST(OptimGroups, PretrainDefaultsTakeDecayOffNormsAndTables) {
+  tr::OptimSettings s = settings_of("pretrain/bevt.toml");
+  tr::AdamW opt(params({"backbone.layers.0.blocks.0.norm1.weight", "backbone.mask_token",
+                        "backbone.layers.0.blocks.0.attn.relative_position_bias_table", "backbone.fpn.0.weight"}),
+                s);
+  EXPECT_DOUBLE_EQ(opt.weight_decay(0), 0.0);
+  EXPECT_DOUBLE_EQ(opt.weight_decay(1), 0.05);
+  EXPECT_DOUBLE_EQ(opt.weight_decay(2), 0.0);
+  EXPECT_DOUBLE_EQ(opt.weight_decay(3), 0.05);
+  for (size_t i = 0; i < 4; ++i) EXPECT_DOUBLE_EQ(opt.lr_multiplier(i), 1.0);
+}
+
+TEST(OptimGroups, LayerDecayOnABackboneWithoutLevelsIsAnError) {
+  tr::OptimSettings s;
+  s.layer_decay = 0.9;
+  EXPECT_THROW(tr::AdamW(params({"backbone.x"}), s, tr::LayerLevels{}), bevt::UserError);
+}
+
+TEST(OptimGroups, BadCustomKeysAreOneLineErrors) {
+  auto from = [](const std::string& toml) {
+    auto c = bevt::Config::from_toml(toml, "x.toml");
+    return tr::OptimSettings::from(bevt::host::host_section(c, "optim"));
+  };
+  try {
+    from("[optim.custom_keys]\nbackbone = { lr_mul = 0.1 }\n");
+    FAIL() << "accepted an unknown field";
+  } catch (const bevt::UserError& e) {
+    EXPECT_NE(std::string(e.what()).find("unknown field 'lr_mul'"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("x.toml:2"), std::string::npos) << e.what();
+  }
+  EXPECT_THROW(from("[optim.custom_keys]\nbackbone = 0.1\n"), bevt::UserError);
+  EXPECT_THROW(from("[optim]\nlayer_decay = 1.5\n"), bevt::UserError);
+}
+
+TEST(OptimSchedule, ByEpochHoldsTheCosineWithinAnEpochButWarmsUpPerIteration) {
+  tr::OptimSettings s;
+  s.lr = 1.0;
+  s.by_epoch = true;
+  s.steps_per_epoch = 10;
+  s.warmup_steps = 5;
+  s.warmup_ratio = 0.1;
+  // 4 epochs of 10 steps: epoch e has lr 0.5(1 + cos(pi e / 4)).
+  EXPECT_NEAR(tr::scheduled_lr(s, 10, 40), tr::scheduled_lr(s, 19, 40), 1e-15);
+  EXPECT_NEAR(tr::scheduled_lr(s, 25, 40), 0.5 * (1 + std::cos(M_PI * 2 / 4)), 1e-12);
+  EXPECT_NEAR(tr::scheduled_lr(s, 0, 40), 0.1, 1e-12);
+  EXPECT_LT(tr::scheduled_lr(s, 2, 40), tr::scheduled_lr(s, 4, 40));  // warmup moves per iteration
+  EXPECT_NEAR(tr::scheduled_lr(s, 5, 40), 1.0, 1e-12);
+}
+
+TEST(OptimEma, FollowsMmcvsEmaHookAndSwaps) {
+  auto p = params({"w"});
+  p[0].param.detach().fill_(1.0);
+  tr::Ema ema(p, 0.5, 1);  // momentum min(0.5, (1+s)/(1+s)) = 0.5
+  p[0].param.detach().fill_(3.0);
+  ema.update(0);
+  EXPECT_FLOAT_EQ(ema.state().at("w")[0].item<float>(), 2.0f);  // 0.5*1 + 0.5*3
+  ema.swap();
+  EXPECT_FLOAT_EQ(p[0].param[0].item<float>(), 2.0f);
+  ema.swap();
+  EXPECT_FLOAT_EQ(p[0].param[0].item<float>(), 3.0f);
+  // The warm-up caps the momentum: (1 + 0) / (100 + 0) < 0.5.
+  tr::Ema slow(p, 0.5, 100);
+  p[0].param.detach().fill_(103.0);
+  slow.update(0);
+  EXPECT_NEAR(slow.state().at("w")[0].item<float>(), 3.0 + 100.0 / 100.0, 1e-5);
+}
+
+TEST(OptimAmp, Fp16ScalerSkipsOverflowAndBacksOff) {
+  tr::GradScaler sc(true, 1024.0, 2);
+  auto p = params({"w"});
+  p[0].param.mutable_grad() = torch::tensor({2048.0f, 1024.0f});
+  EXPECT_TRUE(sc.unscale(p));
+  EXPECT_FLOAT_EQ(p[0].param.grad()[0].item<float>(), 2.0f);
+  sc.update(false);
+  sc.update(false);
+  EXPECT_DOUBLE_EQ(sc.scale(), 2048.0);  // grows after growth_interval clean steps
+  p[0].param.mutable_grad() = torch::tensor({INFINITY, 1.0f});
+  EXPECT_FALSE(sc.unscale(p));
+  sc.update(true);
+  EXPECT_DOUBLE_EQ(sc.scale(), 1024.0);
+  bevt::TensorMap st;
+  sc.save(st);
+  tr::GradScaler back(true);
+  back.load(st);
+  EXPECT_DOUBLE_EQ(back.scale(), 1024.0);
+}
+
+TEST(OptimAmp, MixedPrecisionOffCudaIsAConfigError) {
+  EXPECT_EQ(tr::parse_precision("fp32", "cpu", "x"), tr::Precision::Fp32);
+  EXPECT_THROW(tr::parse_precision("bf16", "cpu", "x.toml:3"), bevt::UserError);
+  EXPECT_THROW(tr::parse_precision("fp8", "cuda", "x.toml:3"), bevt::UserError);
+}
