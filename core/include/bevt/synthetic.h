@@ -6,6 +6,7 @@
 //                 base sequence P_k = p0 + k·speed·(pointing direction), shown in a class-specific order:
 //                   forward (k = t), backward (k = T-1-t), forward_then_back (even k up, then odd k down),
 //                   back_then_forward (even k down, then odd k up).
+//                 left/right/up/down: the same arrow, pointing anywhere, drifting that way across the screen.
 //                 p0 is uniform on the torus, so every single frame has the same distribution in every class,
 //                 and every class shows the same set of frames: single or shuffled frames tell nothing.
 //   appearance/*  a shape (disc, square, triangle, cross) of random colour, orientation and size moving in a random

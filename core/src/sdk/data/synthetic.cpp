@@ -20,7 +20,8 @@ namespace fs = std::filesystem;
 
 const std::vector<std::string>& synthetic_motion_classes() {
   static const std::vector<std::string> c = {"motion/forward", "motion/backward", "motion/forward_then_back",
-                                             "motion/back_then_forward"};
+                                             "motion/back_then_forward", "motion/left",   "motion/right",
+                                             "motion/up",      "motion/down"};
   return c;
 }
 
@@ -107,6 +108,15 @@ cv::Scalar random_colour(Rng& rng) {
   return cv::Scalar(v[0], v[1], v[2]);
 }
 
+// Angle of a screen-direction motion class (image y grows downwards), or -1 for the order classes.
+double screen_direction(const std::string& cls) {
+  if (cls == "motion/right") return 0.0;
+  if (cls == "motion/down") return 0.5 * M_PI;
+  if (cls == "motion/left") return M_PI;
+  if (cls == "motion/up") return 1.5 * M_PI;
+  return -1.0;
+}
+
 // Order in which the base sequence is shown, per motion class.
 std::vector<int64_t> motion_order(const std::string& cls, int64_t T) {
   std::vector<int64_t> evens, odds, out;
@@ -145,7 +155,13 @@ Clip render_synthetic(const std::string& cls, const SyntheticRender& r, Rng& rng
   double x0 = rng.uniform(0, S), y0 = rng.uniform(0, S);
   Poly shape;
   std::vector<std::pair<double, double>> pos(static_cast<size_t>(r.frames));
-  if (motion) {
+  if (motion && screen_direction(cls) >= 0) {
+    // Screen-direction classes: the arrow points anywhere and drifts left/right/up/down.
+    shape = arrow(0.34 * S * scale);
+    const double dir = screen_direction(cls);
+    for (int64_t t = 0; t < r.frames; ++t)
+      pos[static_cast<size_t>(t)] = {x0 + t * r.speed * std::cos(dir), y0 + t * r.speed * std::sin(dir)};
+  } else if (motion) {
     shape = arrow(0.34 * S * scale);
     auto order = motion_order(cls, r.frames);
     for (int64_t t = 0; t < r.frames; ++t) {
