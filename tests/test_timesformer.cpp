@@ -77,10 +77,15 @@ TEST(timesformer, BasePresetHasOfficialKeysAndSize) {
   EXPECT_EQ(have, want);
   EXPECT_EQ(count, 121566352);  // 121.6M
   auto sp = bb->spec();
-  ASSERT_EQ(sp.stages.size(), 1u);
+  // One stage on the patch grid (normed tokens) and the global cls token; no stage3/stage4.
+  ASSERT_EQ(sp.stages.size(), 2u);
   EXPECT_EQ(sp.stages[0].name, "out");
   EXPECT_EQ(sp.stages[0].channels, 768);
   EXPECT_EQ(sp.stages[0].stride, (std::array<int64_t, 3>{1, 16, 16}));
+  EXPECT_TRUE(sp.stages[0].normalised);
+  EXPECT_EQ(sp.stages[1].name, "features");
+  EXPECT_EQ(sp.stages[1].stride, (std::array<int64_t, 3>{0, 0, 0}));
+  EXPECT_TRUE(sp.stages[1].normalised);
   EXPECT_TRUE(sp.has_image_path);
   EXPECT_EQ(sp.output, "out");
   // An official checkpoint's layout ("model." prefix) loads strictly, without mask_token.
@@ -207,6 +212,71 @@ TEST(timesformer, ImageNetCheckpointGetsTheOfficialTemporalInit) {
   EXPECT_TRUE(bb16->load_weights(k400).ok());
   EXPECT_TRUE(torch::equal(bb16->export_weights().at("time_embed").select(1, 5),
                            k400.at("time_embed").select(1, 1)));
+}
+
+// BEVT's video stream from an image-stream checkpoint: the checkpoint's (never trained) temporal weights are
+// replaced by the spatial ones, as the official ImageNet initialisation does.
+TEST(timesformer, TemporalFromSpatialReplacesTheCheckpointsTemporalWeights) {
+  auto src = small();
+  bevt::TensorMap ck;
+  for (const auto& [k, t] : src->export_weights()) ck["backbone." + k] = t;
+  ck["cls_head.lm_head.weight"] = torch::zeros({8, 64});  // a whole pre-training checkpoint
+  auto keep = small();
+  bevt::LoadOptions lo;
+  lo.strict = false;
+  keep->load_weights(ck, lo);
+  bevt::TensorMap k = keep->export_weights();
+  EXPECT_TRUE(torch::equal(k.at("blocks.1.temporal_attn.qkv.weight"), ck.at("backbone.blocks.1.temporal_attn.qkv.weight")));
+  EXPECT_FALSE(torch::equal(k.at("blocks.1.temporal_attn.qkv.weight"), k.at("blocks.1.attn.qkv.weight")));
+
+  auto bb = small("temporal_from_spatial = true\n");
+  EXPECT_TRUE(bb->load_weights(ck, lo).loaded > 0);
+  bevt::TensorMap w = bb->export_weights();
+  for (int i = 0; i < 2; ++i) {
+    const std::string b = "blocks." + std::to_string(i);
+    EXPECT_TRUE(torch::equal(w.at(b + ".temporal_attn.qkv.weight"), ck.at("backbone." + b + ".attn.qkv.weight")));
+    EXPECT_TRUE(torch::equal(w.at(b + ".temporal_attn.proj.bias"), ck.at("backbone." + b + ".attn.proj.bias")));
+    EXPECT_TRUE(torch::equal(w.at(b + ".temporal_norm1.weight"), ck.at("backbone." + b + ".norm1.weight")));
+    EXPECT_EQ(w.at(b + ".temporal_fc.weight").abs().sum().item<double>(), 0.0);
+    EXPECT_EQ(w.at(b + ".temporal_fc.bias").abs().sum().item<double>(), 0.0);
+    EXPECT_TRUE(torch::equal(w.at(b + ".mlp.fc1.weight"), ck.at("backbone." + b + ".mlp.fc1.weight")));
+  }
+  EXPECT_EQ(w.at("time_embed").abs().sum().item<double>(), 0.0);
+  EXPECT_TRUE(torch::equal(w.at("mask_token"), ck.at("backbone.mask_token")));
+  EXPECT_TRUE(torch::equal(w.at("pos_embed"), ck.at("backbone.pos_embed")));
+}
+
+// Layer-wise lr decay levels (BEiT's ViT numbering): embeddings 0, blocks.i at i + 1, the final norm last.
+TEST(timesformer, LayerLevelsFollowTheBlocks) {
+  auto bb = small();
+  EXPECT_EQ(bb->num_layer_levels(), 3);  // depth 2
+  for (const auto& [k, t] : bb->export_weights()) {
+    int64_t want = 2;  // norm.*, head.*
+    if (k.rfind("blocks.0.", 0) == 0) want = 1;
+    else if (k.rfind("blocks.1.", 0) == 0) want = 2;
+    else if (k == "cls_token" || k == "pos_embed" || k == "time_embed" || k == "mask_token" ||
+             k.rfind("patch_embed.", 0) == 0)
+      want = 0;
+    EXPECT_EQ(bb->layer_level(k), want) << k;
+  }
+  auto base = make("timesformer_base", "");
+  EXPECT_EQ(base->num_layer_levels(), 13);
+  EXPECT_EQ(base->layer_level("blocks.0.attn.qkv.weight"), 1);
+  EXPECT_EQ(base->layer_level("blocks.11.temporal_fc.bias"), 12);
+  EXPECT_EQ(base->layer_level("patch_embed.proj.weight"), 0);
+  EXPECT_EQ(base->layer_level("norm.weight"), 12);
+}
+
+// The quickstart preset: 8 frames of 64x64 give 4x4 tokens per frame, the quickstart tokenizer's grid.
+TEST(timesformer, TinyPresetFitsTheSyntheticClips) {
+  auto bb = make("timesformer_tiny", "");
+  bb->eval();
+  torch::NoGradGuard g;
+  bevt::Features f = bb->forward_video(torch::rand({2, 3, 8, 64, 64}));
+  EXPECT_EQ(f.at("out").sizes(), (std::vector<int64_t>{2, 128, 8, 4, 4}));
+  EXPECT_EQ(bb->forward_image(torch::rand({2, 3, 64, 64})).at("out").sizes(), (std::vector<int64_t>{2, 128, 4, 4}));
+  EXPECT_EQ(bb->num_layer_levels(), 5);
+  EXPECT_FALSE(f.has("logits"));
 }
 
 TEST(timesformer, BadInputIsAUserError) {

@@ -13,7 +13,9 @@ namespace bevt {
 struct StageSpec {
   std::string name;                 // key in Features ("stage3", "out", ...)
   int64_t channels = 0;
-  std::array<int64_t, 3> stride{};  // (t, h, w) input pixels/frames per feature cell
+  std::array<int64_t, 3> stride{};  // (t, h, w) input pixels/frames per feature cell; (0, 0, 0): a global
+                                    // feature [B, C] without a grid (TimeSformer's cls token)
+  bool normalised = false;          // the backbone's final norm is already applied (heads must not apply it again)
 };
 
 struct BackboneSpec {

@@ -74,6 +74,10 @@ const std::vector<std::pair<std::string, std::vector<KeySpec>>>& host_sections()
       {"pipeline",
        {
            key("stages", std::vector<std::string>{}, "experiment files run in order (relative to this file)"),
+           key("variant", "", "\"\" = run `stages`; a name = run pipeline.variants.<name>.stages instead "
+                              "(e.g. --set pipeline.variant=timesformer)"),
+           table_key("variants", "named alternative stage lists: {<name> = {stages = [...]}, ...}; each variant's "
+                                 "stage files keep their own work_dirs"),
        }},
   };
   return sections;

@@ -12,6 +12,7 @@
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
+#include <iterator>
 #include <mutex>
 #include <string>
 #include <vector>
@@ -130,6 +131,7 @@ struct Settings {
   double mlp_ratio, drop, attn_drop, drop_path, eps;
   bool qkv_bias, grad_ckpt;
   std::string weights;
+  bool temporal_from_spatial = false;
 };
 
 std::vector<bevt::KeySpec> timesformer_keys(const Settings& d) {
@@ -153,12 +155,20 @@ std::vector<bevt::KeySpec> timesformer_keys(const Settings& d) {
       key("norm_eps", d.eps, "LayerNorm eps (official TimeSformer: 1e-6)"),
       key("weights", d.weights, "safetensors file with official (or ImageNet ViT) weights; \"\" = random init"),
       key("grad_checkpointing", d.grad_ckpt, "recompute blocks in backward to save memory"),
+      key("temporal_from_spatial", d.temporal_from_spatial,
+          "when loading weights (weights, init.checkpoint), initialise the temporal weights from the spatial ones "
+          "as the official ImageNet initialisation does (attn -> temporal_attn, norm1 -> temporal_norm1, "
+          "temporal_fc and time_embed zero) even if the checkpoint has temporal weights: BEVT's video stream "
+          "started from an image-stream (BEVT-I) checkpoint, whose temporal weights were never trained"),
   };
 }
 
 // The official VisionTransformer constructor's defaults, and the TimeSformer wrapper's base model as a backbone.
 const Settings kOfficialDefaults{224, 16, 3, 1000, 768, 12, 12, 8, 4.0, 0.0, 0.0, 0.1, 1e-5, false, false, ""};
 const Settings kBaseDefaults{224, 16, 3, 0, 768, 12, 12, 8, 4.0, 0.0, 0.0, 0.1, 1e-6, true, false, ""};
+// A TimeSformer for the built-in 64x64 synthetic clips (the quickstart): patch 16 gives 4x4 tokens per frame,
+// the grid of the quickstart's tokenizer (32x32 views, downsample 8); 8 frames, 4 blocks of 128 channels.
+const Settings kTinyDefaults{64, 16, 3, 0, 128, 4, 4, 8, 4.0, 0.0, 0.0, 0.1, 1e-6, true, false, ""};
 
 class TimeSformer : public bevt::Backbone {
  public:
@@ -178,6 +188,7 @@ class TimeSformer : public bevt::Backbone {
     s_.eps = cfg.get_float("norm_eps");
     s_.qkv_bias = cfg.get_bool("qkv_bias");
     s_.grad_ckpt = cfg.get_bool("grad_checkpointing");
+    s_.temporal_from_spatial = cfg.get_bool("temporal_from_spatial");
     auto need = [&](bool ok, const char* k, const std::string& what) {
       if (!ok) throw bevt::UserError(fmt::format("{}: {} must be {}", cfg.where(k), k, what));
     };
@@ -231,7 +242,10 @@ class TimeSformer : public bevt::Backbone {
 
   bevt::BackboneSpec spec() const override {
     bevt::BackboneSpec sp;
-    sp.stages.push_back({"out", s_.dim, {1, s_.patch, s_.patch}});
+    // "out": the normed patch tokens on the patch grid (BEVT's decoders predict from it directly);
+    // "features": the normed cls token [B, C], what the official head classifies.
+    sp.stages.push_back({"out", s_.dim, {1, s_.patch, s_.patch}, /*normalised=*/true});
+    sp.stages.push_back({"features", s_.dim, {0, 0, 0}, /*normalised=*/true});
     sp.patch = {1, s_.patch, s_.patch};
     sp.embed_dim = s_.dim;
     sp.has_image_path = true;
@@ -240,6 +254,15 @@ class TimeSformer : public bevt::Backbone {
   }
 
   void set_grad_checkpointing(bool on) override { s_.grad_ckpt = on; }
+
+  // BEiT's ViT levels: embeddings (patch, cls, positions, times, mask token) at 0, blocks.i at i + 1, the final
+  // norm (and anything else) on the last level.
+  int64_t num_layer_levels() const override { return s_.depth + 1; }
+  int64_t layer_level(const std::string& name) const override {
+    if (name.rfind("blocks.", 0) == 0) return 1 + std::stoll(name.substr(7));
+    if (name.rfind("norm", 0) == 0 || name.rfind("head", 0) == 0) return s_.depth;
+    return 0;
+  }
 
   bevt::Features forward_video(const Tensor& clip, const Tensor& mask) override {
     if (clip.dim() != 5 || clip.size(1) != s_.in_chans)
@@ -290,7 +313,17 @@ class TimeSformer : public bevt::Backbone {
     const bool has_temporal = std::any_of(t.begin(), t.end(), [](const auto& kv) {
       return kv.first.find("temporal_attn.") != std::string::npos;
     });
-    if (!has_temporal && t.count("blocks.0.attn.qkv.weight")) {
+    const bool spatial_init = (!has_temporal || s_.temporal_from_spatial) && t.count("blocks.0.attn.qkv.weight");
+    if (spatial_init && has_temporal) {  // temporal_from_spatial: the checkpoint's temporal weights are replaced
+      for (auto it = t.begin(); it != t.end();) {
+        const std::string& k = it->first;
+        const bool temporal = k == "time_embed" || k.find(".temporal_attn.") != std::string::npos ||
+                              k.find(".temporal_norm1.") != std::string::npos ||
+                              k.find(".temporal_fc.") != std::string::npos;
+        it = temporal ? t.erase(it) : std::next(it);
+      }
+    }
+    if (spatial_init) {
       // ImageNet ViT: the official temporal initialisation (attn -> temporal_attn, norm1 -> temporal_norm1,
       // temporal_fc zero, time_embed zero), and its 1000-class head dropped when the class count differs.
       bevt::TensorMap add;
@@ -318,9 +351,9 @@ class TimeSformer : public bevt::Backbone {
         o.optional_suffixes.push_back("head.weight");
         o.optional_suffixes.push_back("head.bias");
       }
-      bevt::log_info("timesformer: {} has no temporal weights; initialised them from the spatial ones (official "
-                     "ImageNet initialisation)",
-                     opts.source);
+      bevt::log_info("timesformer: {}: temporal weights initialised from the spatial ones (official ImageNet "
+                     "initialisation{})",
+                     opts.source, has_temporal ? "; temporal_from_spatial replaced the checkpoint's" : "");
     }
     if (!head_ && t.count("head.weight")) {  // a classification checkpoint used as a backbone
       bevt::log_info("timesformer: {}: head not loaded (num_classes = 0)", opts.source);
@@ -437,6 +470,13 @@ class TimeSformerPlugin : public TimeSformer {
   using TimeSformer::TimeSformer;
 };
 
+// "timesformer_tiny": the quickstart's small model for the 64x64 synthetic data.
+class TimeSformerTiny : public TimeSformer {
+ public:
+  static std::vector<bevt::KeySpec> keys() { return timesformer_keys(kTinyDefaults); }
+  using TimeSformer::TimeSformer;
+};
+
 // "timesformer_base": the published ViT-B/16 model, 8 frames of 224 (TimeSformer_divST_8x32_224).
 class TimeSformerBase : public TimeSformer {
  public:
@@ -451,3 +491,6 @@ BEVT_REGISTER(bevt::plugin<bevt::Backbone, TimeSformerPlugin>(
                   .with_official_names({"VisionTransformer"}));
 BEVT_REGISTER(bevt::plugin<bevt::Backbone, TimeSformerBase>(
     "timesformer_base", "TimeSformer-B/16 preset: 768 channels, 12 blocks, 12 heads, 8 frames of 224"));
+BEVT_REGISTER(bevt::plugin<bevt::Backbone, TimeSformerTiny>(
+    "timesformer_tiny", "TimeSformer for 64x64 synthetic clips (quickstart): patch 16, 128 channels, 4 blocks, 4 heads, "
+                        "8 frames"));

@@ -10,26 +10,59 @@ namespace bevt::mim {
 std::vector<KeySpec> head_keys() {
   return {key("vocab_size", int64_t{0},
               "tokenizer vocabulary for cls_head.lm_head logits; 0 = the tokenizer's (BuildContext), or none: "
-              "the normalised decoder features are returned")};
+              "the normalised decoder features are returned"),
+          key("decoder", "auto",
+              "auto | fpn | tokens: fpn = BEVT's official decoder on stage3 + stage4 (hierarchical backbones); "
+              "tokens = each token of the backbone's output predicts its own target (one-scale backbones such as "
+              "TimeSformer: final norm, then cls_head.lm_head); auto = fpn when the backbone has stage3 and "
+              "stage4, tokens otherwise")};
 }
 
 MimHeadBase::MimHeadBase(const Config& cfg, const BuildContext& ctx, const char* name) {
   if (!ctx.backbone)
-    throw UserError(fmt::format("{}: needs a backbone (its stage3/stage4 channels); build it with the backbone's spec",
+    throw UserError(fmt::format("{}: needs a backbone (its feature channels); build it with the backbone's spec",
                                 name));
   const auto& spec = *ctx.backbone;
-  if (!spec.has_stage("stage3") || !spec.has_stage("stage4"))
-    throw UserError(fmt::format("{}: the backbone has no stage3/stage4 features (BEVT's decoders need a 4-stage "
-                                "hierarchical backbone such as video_swin)",
-                                name));
-  c3 = spec.stage("stage3").channels;
-  c4 = spec.stage("stage4").channels;
+  const bool hierarchical = spec.has_stage("stage3") && spec.has_stage("stage4");
+  const std::string kind = cfg.get_string("decoder");
+  if (kind == "auto") {
+    decoder_ = hierarchical ? Decoder::Fpn : Decoder::Tokens;
+  } else if (kind == "fpn") {
+    decoder_ = Decoder::Fpn;
+  } else if (kind == "tokens") {
+    decoder_ = Decoder::Tokens;
+  } else {
+    throw UserError(fmt::format("{}: decoder must be auto, fpn or tokens, got '{}'", cfg.where("decoder"), kind));
+  }
+  int64_t in_channels = 0;
+  if (decoder_ == Decoder::Fpn) {
+    if (!hierarchical)
+      throw UserError(fmt::format("{}: decoder = \"fpn\" needs stage3/stage4 features, which this backbone does not "
+                                  "have (BEVT's official decoder is for a 4-stage hierarchical backbone such as "
+                                  "video_swin); use decoder = \"tokens\" or \"auto\"",
+                                  cfg.where("decoder")));
+    c3 = spec.stage("stage3").channels;
+    c4 = spec.stage("stage4").channels;
+    in_channels = c4;
+  } else {
+    if (spec.output.empty())
+      throw UserError(fmt::format("{}: the backbone names no output feature (spec().output)", name));
+    const StageSpec& st = spec.stage(spec.output);
+    if (st.stride[1] <= 0 || st.stride[2] <= 0)
+      throw UserError(fmt::format("{}: the tokens decoder needs a feature on a token grid, but the backbone's output "
+                                  "'{}' is global (no spatial stride)",
+                                  name, st.name));
+    token_feature = st.name;
+    token_feature_normalised = st.normalised;
+    token_stride = st.stride;
+    in_channels = st.channels;
+  }
   vocab = cfg.get_int("vocab_size", 0);
   if (vocab <= 0) vocab = ctx.vocab_size;
   if (vocab < 0) throw UserError(fmt::format("{}: vocab_size must be >= 0, got {}", name, vocab));
   if (vocab > 0) {
     auto ch = std::make_shared<torch::nn::Module>();
-    lm_head = ch->register_module("lm_head", torch::nn::Linear(c4, vocab));
+    lm_head = ch->register_module("lm_head", torch::nn::Linear(in_channels, vocab));
     {
       torch::NoGradGuard ng;
       lm_head->weight.normal_(0, 0.02).clamp_(-2, 2);
@@ -39,11 +72,19 @@ MimHeadBase::MimHeadBase(const Config& cfg, const BuildContext& ctx, const char*
   }
 }
 
-torch::Tensor MimHeadBase::finish(torch::Tensor x, Backbone& backbone) {
-  x = backbone.final_norm(x);
+torch::Tensor MimHeadBase::finish(torch::Tensor x, Backbone& backbone, bool normalised) {
+  if (!normalised) x = backbone.final_norm(x);
   x = x.reshape({x.size(0), -1, x.size(-1)});
   if (vocab > 0) return lm_head->forward(x);
   return x;
+}
+
+torch::Tensor MimHeadBase::predict_tokens(const Features& f, Backbone& backbone, int64_t dims, const char* name) {
+  const auto& x = f.at(token_feature);
+  if (x.dim() != dims)
+    throw UserError(fmt::format("{}: expects the backbone's '{}' as [B,C,{}], got {} dims", name, token_feature,
+                                dims == 5 ? "T,H,W" : "H,W", x.dim()));
+  return finish(channels_last(x), backbone, token_feature_normalised);
 }
 
 LoadReport MimHeadBase::load_weights(const TensorMap& tensors, const LoadOptions& opts) {

@@ -1,8 +1,16 @@
 // BEVT's masked-modelling decoders (kept inside SwinTransformerBEVT officially, Head plugins here): the
-// shared part — channels from the backbone spec, the optional vocabulary classifier `cls_head.lm_head`, and
-// loading from whole BEVT checkpoints (backbone.fpn*, backbone.lm_down*, cls_head.lm_head.*).
+// shared part — the decoder kind and channels from the backbone spec, the optional vocabulary classifier
+// `cls_head.lm_head`, and loading from whole BEVT checkpoints (backbone.fpn*, backbone.lm_down*,
+// cls_head.lm_head.*).
+//
+// Two decoders, chosen from the backbone's spec (never from its name):
+//   fpn     the official BEVT decoders on a hierarchical backbone's stage3 + stage4 (Video Swin);
+//   tokens  a one-scale backbone (TimeSformer: one stage at patch stride, no temporal downsampling): every
+//           token of spec().output predicts its own target, BEiT-style — the backbone's final norm (unless
+//           the feature is already normalised) then cls_head.lm_head, no decoder layers.
 #pragma once
 
+#include <array>
 #include <string>
 #include <vector>
 
@@ -11,17 +19,28 @@
 
 namespace bevt::mim {
 
+enum class Decoder { Fpn, Tokens };
+
 std::vector<KeySpec> head_keys();
 
 class MimHeadBase : public Head {
  public:
   MimHeadBase(const Config& cfg, const BuildContext& ctx, const char* name);
   LoadReport load_weights(const TensorMap& tensors, const LoadOptions& opts = {}) override;
+  Decoder decoder() const { return decoder_; }
 
  protected:
-  // Final norm of the backbone, tokens flattened to [B, L, C], then logits when a vocabulary is set.
-  torch::Tensor finish(torch::Tensor x_channels_last, Backbone& backbone);
+  // Final norm of the backbone (skipped for an already normalised feature), tokens flattened to [B, L, C],
+  // then logits when a vocabulary is set.
+  torch::Tensor finish(torch::Tensor x_channels_last, Backbone& backbone, bool normalised = false);
+  // The tokens decoder: the feature `token_feature` [B, C, (T,) H, W] with `dims` dimensions → [B, (T·)H·W, V]
+  // in (t, h, w) order.
+  torch::Tensor predict_tokens(const Features& f, Backbone& backbone, int64_t dims, const char* name);
 
+  Decoder decoder_ = Decoder::Fpn;
+  std::string token_feature;            // tokens decoder: the feature read (the backbone's output)
+  bool token_feature_normalised = false;
+  std::array<int64_t, 3> token_stride{};
   int64_t c3 = 0, c4 = 0, vocab = 0;
   torch::nn::Linear lm_head{nullptr};
 };

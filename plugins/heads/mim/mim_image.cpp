@@ -1,5 +1,6 @@
-// Image decoder: fpn.0 = ConvTranspose2d(8C,8C,k2,s2) on stage4, concat [stage3, up] on channels,
-// lm_down Linear(12C,8C), the backbone's final norm -> [B, H3*W3, 8C] (or logits).
+// Image decoder. fpn (hierarchical backbone): fpn.0 = ConvTranspose2d(8C,8C,k2,s2) on stage4, concat
+// [stage3, up] on channels, lm_down Linear(12C,8C), the backbone's final norm -> [B, H3*W3, 8C] (or logits).
+// tokens (one-scale backbone): the output tokens [B, C, H, W] -> [B, H*W, C] (or logits), see mim_common.h.
 #include "mim_image.h"
 
 #include <fmt/format.h>
@@ -10,12 +11,14 @@
 namespace bevt::mim {
 
 MimImageHead::MimImageHead(const Config& cfg, const BuildContext& ctx) : MimHeadBase(cfg, ctx, "mim_image") {
+  if (decoder_ != Decoder::Fpn) return;
   fpn = register_module("fpn", torch::nn::Sequential(torch::nn::ConvTranspose2d(
                                    torch::nn::ConvTranspose2dOptions(c4, c4, 2).stride(2))));
   lm_down = register_module("lm_down", torch::nn::Linear(c3 + c4, c4));
 }
 
 torch::Tensor MimImageHead::forward(const Features& f, Backbone& backbone) {
+  if (decoder_ == Decoder::Tokens) return predict_tokens(f, backbone, 4, "mim_image");
   const auto& x3 = f.at("stage3");
   const auto& x4 = f.at("stage4");
   if (x3.dim() != 4 || x4.dim() != 4)

@@ -34,8 +34,10 @@ TrainModel assemble_model(const Composition& comp, bool tie_lm_head) {
   if (tie_lm_head) {
     torch::Tensor primary_w, primary_b;
     for (auto& [slot, head] : m.heads) {
-      torch::Tensor* w = head->named_parameters().find("cls_head.lm_head.weight");
-      torch::Tensor* b = head->named_parameters().find("cls_head.lm_head.bias");
+      // find() points into the dictionary, which must outlive the pointers.
+      auto params = head->named_parameters();
+      torch::Tensor* w = params.find("cls_head.lm_head.weight");
+      torch::Tensor* b = params.find("cls_head.lm_head.bias");
       if (!w || !b) continue;
       if (!primary_w.defined()) {
         primary_w = *w;

@@ -1,0 +1,4 @@
+# BEVT with TimeSformer: the MIM heads' tokens decoder on a one-scale backbone, pre-training with both streams
+# through the real bevt-run, and the pipeline variants (the quickstart with TimeSformer through one --set).
+bevt_add_gtest(test_timesformer_bevt ${CMAKE_CURRENT_SOURCE_DIR}/test_timesformer_bevt.cpp)
+add_dependencies(test_timesformer_bevt bevt-run timesformer video_swin mim_heads maskers synthetic dalle vq_tokenizers)
