@@ -1,6 +1,7 @@
 #include <filesystem>
 
 #include "bevt/error.h"
+#include "host/dist/dist.h"
 #include "loop.h"
 #include "runners_internal.h"
 
@@ -15,6 +16,7 @@ void register_builtin_runners() {
 
 namespace train {
 void write_results(const RunContext& ctx, nlohmann::json results) {
+  if (!dist::is_main()) return;  // rank 0 writes the results
   results["experiment"] = ctx.experiment_path;
   results["seed"] = ctx.run.seed;
   results["config_hash"] = ctx.config_hash;
