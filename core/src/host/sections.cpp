@@ -7,6 +7,7 @@
 
 #include "bevt/error.h"
 #include "bevt/strings.h"
+#include "host/dist/dist.h"
 
 namespace bevt::host {
 
@@ -28,6 +29,7 @@ const std::vector<std::pair<std::string, std::vector<KeySpec>>>& host_sections()
            key("ckpt_every", 0, "steps between checkpoints; 0 = only at the end"),
            key("keep_last", 3, "checkpoints kept besides the best"),
            key("threads", 0, "intra-op CPU threads; 0 = torch's default"),
+           key("precision", "fp32", "fp32 | bf16 | fp16: autocast on CUDA (fp16 with dynamic loss scaling)"),
        }},
       {"optim",
        {
@@ -41,9 +43,13 @@ const std::vector<std::pair<std::string, std::vector<KeySpec>>>& host_sections()
            key("warmup_epochs", 0.0, "linear warmup in epochs (converted to steps; overrides warmup_steps when > 0)"),
            key("warmup_ratio", 0.1, "warmup starts at warmup_ratio x lr (mmcv)"),
            key("accum_steps", 1, "iterations accumulated per optimiser step"),
-           key("no_decay_keys", std::vector<std::string>{"norm", "relative_position_bias_table", "absolute_pos_embed"},
-               "parameters whose name contains one of these get no weight decay"),
-           key("lr_mult", std::vector<std::string>{}, "[\"prefix:multiplier\", ...] per-parameter lr multipliers"),
+           table_key("custom_keys",
+                     "mmcv paramwise custom_keys: {\"<substring>\" = {lr_mult = x, decay_mult = y}, ...}; the longest "
+                     "key contained in a parameter name wins"),
+           key("layer_decay", 1.0, "layer-wise lr decay of backbone parameters (BEVT K400: 0.9); 1 = off"),
+           key("by_epoch", false, "cosine schedule stepped per epoch (mmcv by_epoch, BEVT fine-tunes) instead of per iteration"),
+           key("ema", 0.0, "EMA momentum of the weights (mmcv EMAHook: 2e-4 for SSv2); 0 = off"),
+           key("ema_warmup", 100, "EMAHook warm_up: the momentum ramps as (1 + step) / (warm_up + step)"),
        }},
       {"loader",
        {
@@ -79,6 +85,7 @@ const std::vector<std::pair<std::string, std::vector<KeySpec>>>& host_sections()
            table_key("variants", "named alternative stage lists: {<name> = {stages = [...]}, ...}; each variant's "
                                  "stage files keep their own work_dirs"),
        }},
+      {"dist", dist::settings_keys()},  // distributed training (docs/distributed.md)
   };
   return sections;
 }

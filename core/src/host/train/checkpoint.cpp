@@ -22,7 +22,7 @@ void write_text_atomic(const std::string& path, const std::string& text) {
 }
 
 void save_checkpoint(const std::string& work_dir, int64_t step, const TensorMap& model, const TensorMap& optim,
-                     const nlohmann::json& trainer, int64_t keep_last, const std::string& best_name) {
+                     const nlohmann::json& trainer, int64_t keep_last, const TensorMap& ema) {
   fs::path root = fs::path(work_dir) / "checkpoints";
   fs::create_directories(root);
   std::string name = fmt::format("step_{}", step);
@@ -32,6 +32,8 @@ void save_checkpoint(const std::string& work_dir, int64_t step, const TensorMap&
   fs::create_directories(tmp);
   save_safetensors((tmp / "model.safetensors").string(), model, {{"format", "pt"}, {"step", std::to_string(step)}});
   save_safetensors((tmp / "optim.safetensors").string(), optim, {{"step", std::to_string(step)}});
+  if (!ema.empty())
+    save_safetensors((tmp / "ema.safetensors").string(), ema, {{"format", "pt"}, {"step", std::to_string(step)}});
   write_text_atomic((tmp / "trainer.json").string(), trainer.dump(2) + "\n");
   fs::remove_all(dst);
   fs::rename(tmp, dst);
@@ -48,10 +50,22 @@ void save_checkpoint(const std::string& work_dir, int64_t step, const TensorMap&
   }
   std::sort(steps.begin(), steps.end());
   int64_t excess = static_cast<int64_t>(steps.size()) - keep_last;
-  for (int64_t i = 0; i < excess; ++i) {
-    if (steps[static_cast<size_t>(i)].second.filename() == best_name) continue;
-    fs::remove_all(steps[static_cast<size_t>(i)].second);
-  }
+  for (int64_t i = 0; i < excess; ++i) fs::remove_all(steps[static_cast<size_t>(i)].second);
+}
+
+void save_best(const std::string& work_dir, const TensorMap& model, const nlohmann::json& info) {
+  fs::path root = fs::path(work_dir) / "checkpoints";
+  fs::create_directories(root);
+  fs::path tmp = root / "best.tmp", dst = root / "best", old = root / "best.old";
+  fs::remove_all(tmp);
+  fs::create_directories(tmp);
+  save_safetensors((tmp / "model.safetensors").string(), model, {{"format", "pt"}});
+  write_text_atomic((tmp / "best.json").string(), info.dump(2) + "\n");
+  // Two renames: a kill between them leaves best.old, never a half-written best.
+  fs::remove_all(old);
+  if (fs::exists(dst)) fs::rename(dst, old);
+  fs::rename(tmp, dst);
+  fs::remove_all(old);
 }
 
 std::optional<std::string> last_checkpoint(const std::string& work_dir) {
@@ -70,6 +84,8 @@ Checkpoint load_checkpoint(const std::string& dir) {
   c.dir = dir;
   c.model = load_safetensors((fs::path(dir) / "model.safetensors").string()).tensors;
   c.optim = load_safetensors((fs::path(dir) / "optim.safetensors").string()).tensors;
+  if (fs::is_regular_file(fs::path(dir) / "ema.safetensors"))
+    c.ema = load_safetensors((fs::path(dir) / "ema.safetensors").string()).tensors;
   std::ifstream in(fs::path(dir) / "trainer.json");
   if (!in) throw UserError(fmt::format("{}/trainer.json: missing (an incomplete checkpoint?)", dir));
   try {
@@ -82,9 +98,12 @@ Checkpoint load_checkpoint(const std::string& dir) {
 
 std::string resolve_model_file(const std::string& path, const std::string& where) {
   fs::path p(path);
+  auto in_folder = [](const fs::path& dir) {
+    return (dir / (fs::is_regular_file(dir / "ema.safetensors") ? "ema.safetensors" : "model.safetensors")).string();
+  };
   if (fs::is_regular_file(p)) return p.string();
-  if (fs::is_regular_file(p / "model.safetensors")) return (p / "model.safetensors").string();
-  if (auto last = last_checkpoint(path)) return (fs::path(*last) / "model.safetensors").string();
+  if (fs::is_regular_file(p / "model.safetensors")) return in_folder(p);
+  if (auto last = last_checkpoint(path)) return in_folder(*last);
   throw UserError(fmt::format("{}: '{}' is neither a weights file, a checkpoint folder nor a work_dir with "
                               "checkpoints/last (run the experiment that writes it first)",
                               where, path));

@@ -14,15 +14,20 @@ namespace bevt::host::train {
 struct Checkpoint {
   std::string dir;
   TensorMap model, optim;
+  TensorMap ema;  // averaged weights (ema.safetensors), empty without optim.ema
   nlohmann::json trainer;
 };
 
 void save_checkpoint(const std::string& work_dir, int64_t step, const TensorMap& model, const TensorMap& optim,
-                     const nlohmann::json& trainer, int64_t keep_last, const std::string& best_name = {});
+                     const nlohmann::json& trainer, int64_t keep_last, const TensorMap& ema = {});
+// checkpoints/best/{model.safetensors, best.json}: the weights of the best evaluation so far (replaced
+// atomically; keep_last never removes it).
+void save_best(const std::string& work_dir, const TensorMap& model, const nlohmann::json& info);
 // The folder checkpoints/last names, if any.
 std::optional<std::string> last_checkpoint(const std::string& work_dir);
 Checkpoint load_checkpoint(const std::string& dir);  // throws UserError naming the missing or bad file
-// A model file: a checkpoint folder (its model.safetensors), a work_dir (its last checkpoint) or a file.
+// A model file: a checkpoint folder (its ema.safetensors when it has one, else model.safetensors), a work_dir
+// (its last checkpoint) or a file.
 std::string resolve_model_file(const std::string& path, const std::string& where);
 
 // Writes text atomically (results.json, last, ...).

@@ -4,6 +4,7 @@
 
 #include "bevt/error.h"
 #include "bevt/rng.h"
+#include "host/dist/dist.h"
 #include "loop.h"
 
 namespace bevt::host::train {
@@ -74,7 +75,9 @@ EvalResult evaluate(TrainModel& model, Loader& loader, const std::vector<std::st
   loader.start_epoch(0, 0);
   Batch b;
   while (loader.next(b)) {
-    if (b.input.dim() < 5) throw UserError("the probes and video evaluation need clips, the dataset gives images");
+    // Images (supervised image pre-training) are evaluated as they are; the probes need clips.
+    if (b.input.dim() < 5 && (probe != Probe::None || b.input.dim() != 4))
+      throw UserError("the probes and video evaluation need clips, the dataset gives images");
     torch::Tensor x = apply_probe(b.input, probe, b.indices, seed).to(device);
     torch::Tensor p = class_probabilities(model, x).cpu();
     if (p.size(1) != C)
@@ -90,6 +93,23 @@ EvalResult evaluate(TrainModel& model, Loader& loader, const std::vector<std::st
       top5 += (k5[i] == y).any().item<bool>();
       ++r.samples;
     }
+  }
+  if (dist::active()) {
+    // Each rank evaluated its shard: add up the counts (confusion matrix, top-1/5 hits, samples).
+    torch::Tensor counts = torch::zeros({C * C + 3}, torch::kInt64);
+    auto a = counts.accessor<int64_t, 1>();
+    for (int64_t y = 0; y < C; ++y)
+      for (int64_t k = 0; k < C; ++k) a[y * C + k] = r.confusion[static_cast<size_t>(y)][static_cast<size_t>(k)];
+    a[C * C] = top1;
+    a[C * C + 1] = top5;
+    a[C * C + 2] = r.samples;
+    dist::all_reduce_sum(counts);
+    a = counts.accessor<int64_t, 1>();
+    for (int64_t y = 0; y < C; ++y)
+      for (int64_t k = 0; k < C; ++k) r.confusion[static_cast<size_t>(y)][static_cast<size_t>(k)] = a[y * C + k];
+    top1 = a[C * C];
+    top5 = a[C * C + 1];
+    r.samples = a[C * C + 2];
   }
   if (r.samples == 0) throw UserError("the evaluation dataset is empty");
   r.top1 = static_cast<double>(top1) / static_cast<double>(r.samples);

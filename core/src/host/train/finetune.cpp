@@ -3,12 +3,14 @@
 // the same evaluation with one frame repeated over the clip, and with frames shuffled in time).
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <filesystem>
 
 #include "bevt/error.h"
 #include "bevt/log.h"
 #include "bevt/safetensors.h"
 #include "evaluate.h"
+#include "host/dist/dist.h"
 #include "host/sections.h"
 #include "loop.h"
 #include "runners_internal.h"
@@ -53,6 +55,7 @@ int run_finetune(const RunContext& ctx) {
   loop.label = "finetune";
   loop.steps_per_epoch = std::max<int64_t>(1, train->loader->batches_per_epoch() / accum);
   loop.streams = {train.get()};
+  loop.best_metric = "val_top1";
   loop.step = [&](int64_t) {
     Batch b = train->next();
     torch::Tensor x = b.input.to(device), y = b.label.to(device);
@@ -84,7 +87,8 @@ int run_finetune(const RunContext& ctx) {
     results["val"] = last_eval;
     results["top1"] = last_eval["top1"];
     results["top5"] = last_eval["top5"];
-    results["best_top1"] = std::max(best, last_eval["top1"].get<double>());
+    results["best_top1"] = std::max({best, res.best, last_eval["top1"].get<double>()});
+    if (res.best_step > 0) results["best_step"] = res.best_step;
   }
   write_results(ctx, results);
   return 0;
@@ -132,7 +136,7 @@ int run_eval(const RunContext& ctx, bool probes) {
   for (const auto& [k, v] : variants) results[k] = v.to_json(ds->class_names());
   if (probes && !full.per_family.empty()) {
     results["table"] = family_table(variants);
-    std::printf("\n%s\n", results["table"].get<std::string>().c_str());
+    if (dist::is_main()) std::printf("\n%s\n", results["table"].get<std::string>().c_str());
   }
   // The confusion matrix also as CSV, for spreadsheets.
   std::string csv = "true\\pred";
@@ -143,7 +147,7 @@ int run_eval(const RunContext& ctx, bool probes) {
     for (auto v : full.confusion[i]) csv += "," + std::to_string(v);
     csv += "\n";
   }
-  write_text_atomic((fs::path(ctx.run.work_dir) / "confusion.csv").string(), csv);
+  if (dist::is_main()) write_text_atomic((fs::path(ctx.run.work_dir) / "confusion.csv").string(), csv);
   write_results(ctx, results);
   return 0;
 }

@@ -37,17 +37,31 @@ struct LoopSpec {
   int64_t steps_per_epoch = 1;        // optimiser steps per epoch of the main stream
   std::vector<StreamLoader*> streams;  // whose positions are checkpointed
   StepFn step;
-  // Called after each epoch of the main stream (validation); may return metrics to log.
+  // Called after each epoch of the main stream (validation); may return metrics to log. With optim.ema it
+  // runs on the averaged weights.
   std::function<nlohmann::json(int64_t epoch)> on_epoch_end;
+  // A key of on_epoch_end's metrics (e.g. "val_top1"): whenever it improves, the weights go to checkpoints/best.
+  std::string best_metric;
+  // A second optimisation owned by the runner (a tokenizer's discriminator): after_step runs after the main
+  // optimiser step with the step and its scheduled lr and returns values to log; save_extra adds its state to
+  // the checkpoint's model and optimiser maps under its own names, restore_extra takes them out again (before
+  // the model loads) on resume.
+  std::function<std::map<std::string, double>(int64_t step, double lr)> after_step;
+  std::function<void(TensorMap& model, TensorMap& optim)> save_extra;
+  std::function<void(TensorMap& model, TensorMap& optim, const std::string& checkpoint)> restore_extra;
 };
 
 struct LoopResult {
   int64_t steps = 0;
   std::map<std::string, double> last;  // mean of the last logging window
+  double best = -1;                    // best value of spec.best_metric (-1: none)
+  int64_t best_step = 0;
 };
 
 // Runs the optimisation loop with checkpoints every run.ckpt_every steps (and at the end), resume from
-// checkpoints/last, NaN/Inf detection (RunError naming step and term), metrics.jsonl and the progress line.
+// checkpoints/last, NaN/Inf detection (RunError naming step and term), metrics.jsonl and the progress line,
+// optional EMA (optim.ema) and mixed precision (run.precision, CUDA). With EMA the model holds the averaged
+// weights when run_loop returns (what evaluation after training should use).
 LoopResult run_loop(const RunContext& ctx, TrainModel& model, const LoopSpec& spec);
 
 // Weights from init.checkpoint (a .safetensors file, a checkpoint folder or a work_dir): the whole model
