@@ -94,7 +94,9 @@ std::vector<KeySpec> option_keys(const SwinOptions& b) {
       key("weights", b.weights, "safetensors file loaded at construction (\"\" = random init)"),
       key("pretrained_window_size", b.pretrained_window_size,
           "window (t, h, w) the weights were trained with, when it differs (tables are resized); [] = same"),
-      key("inflate_2d", b.inflate_2d, "weights are a 2D Swin (ImageNet) checkpoint to inflate to 3D"),
+      key("inflate_2d", b.inflate_2d,
+          "weights are a 2D Swin (ImageNet) checkpoint, or a bevt run trained on images only (BEVT-I, image "
+          "classification), to inflate to 3D"),
   };
 }
 

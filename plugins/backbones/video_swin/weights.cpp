@@ -54,6 +54,24 @@ TensorMap VideoSwin::inflate_2d(TensorMap t) const {
     if (it == out.end()) throw UserError(fmt::format("video_swin: inflate_2d: the 2D checkpoint has no '{}'", k));
     return it->second;
   };
+  // A bevt checkpoint trained on the image stream alone (BEVT-I, supervised image pre-training) is 3D, but
+  // only its 2D patch embedding and the Δt=0 slice of each table were trained: inflate those, as the official
+  // code inflates its 2D image-stream checkpoint.
+  auto pe2 = out.find("patch_embed_2d.proj.weight");
+  if (out.count("patch_embed.proj.weight") && out.at("patch_embed.proj.weight").dim() == 5 && pe2 != out.end()) {
+    for (const char* s : {"proj.weight", "proj.bias", "norm.weight", "norm.bias"}) {
+      auto it = out.find(std::string("patch_embed_2d.") + s);
+      if (it != out.end()) out[std::string("patch_embed.") + s] = it->second;
+    }
+    for (auto& [k, v] : out) {
+      if (!ends_with(k, "relative_position_bias_table")) continue;
+      const int64_t plane = (2 * w[1] - 1) * (2 * w[2] - 1), depth = v.size(0) / plane;
+      if (v.size(0) % plane != 0 || depth % 2 == 0)
+        throw UserError(fmt::format("video_swin: inflate_2d: {} has {} rows, not a 3D table of this spatial window",
+                                    k, v.size(0)));
+      v = v.narrow(0, (depth / 2) * plane, plane);
+    }
+  }
   auto w2d = find("patch_embed.proj.weight");
   if (w2d.dim() != 4)
     throw UserError(fmt::format("video_swin: inflate_2d expects a 2D patch_embed.proj.weight [C,3,h,w], got {} dims",
