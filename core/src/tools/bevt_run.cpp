@@ -10,6 +10,7 @@
 #include "../host/experiment.h"
 #include "../host/runners.h"
 #include "../host/sections.h"
+#include "../host/train/suite.h"
 #include "bevt/atomic_file.h"
 #include "bevt/error.h"
 #include "bevt/log.h"
@@ -20,7 +21,7 @@ using namespace bevt::host;
 
 int main(int argc, char** argv) {
   CLI::App app{"bevt-run: BERT-style pre-training of video transformers, composed from plugins"};
-  std::string experiment, help_plugin, log_level = "info";
+  std::string experiment, help_plugin, log_level = "info", suite;
   std::vector<std::string> overrides, plugin_dirs;
   bool list = false, dry_run = false, resume = false;
   app.add_option("experiment", experiment, "experiment file (TOML)");
@@ -31,6 +32,8 @@ int main(int argc, char** argv) {
   app.add_flag("--dry-run", dry_run, "print the resolved config and the composed components, then exit");
   app.add_option("--log-level", log_level, "debug | info | warn | error");
   app.add_flag("--resume", resume, "continue from work_dir/checkpoints/last (bit-exact on CPU)");
+  app.add_option("--suite", suite,
+                 "run a folder of experiments in order (its suite.toml, else sorted *.toml), skipping finished ones");
   try {
     app.parse(argc, argv);
   } catch (const CLI::Success& e) {
@@ -53,6 +56,11 @@ int main(int argc, char** argv) {
     if (!help_plugin.empty()) {
       std::cout << describe_plugin(registry, help_plugin);
       return 0;
+    }
+    if (!suite.empty()) {
+      if (!experiment.empty() || resume || dry_run)
+        throw UserError("--suite DIR runs the folder's experiments: give no experiment file, --resume or --dry-run");
+      return train::run_suite(suite, train::StageOptions{overrides, plugin_dirs, "experiment"});
     }
     if (experiment.empty()) throw UserError("no experiment file given (usage: bevt-run EXPERIMENT.toml [--set k=v])");
 

@@ -7,33 +7,22 @@
 // one --set switches a whole pipeline (the quickstart with TimeSformer). A variant's stage files name their
 // own work_dirs, so its results neither overwrite another variant's nor are mistaken for them.
 #include <fmt/format.h>
-#include <unistd.h>
 
 #include <algorithm>
-#include <cstdlib>
 #include <filesystem>
-#include <fstream>
 
 #include "bevt/error.h"
 #include "bevt/log.h"
 #include "bevt/strings.h"
-#include "host/experiment.h"
-#include "host/registry.h"
 #include "host/sections.h"
-#include "loop.h"
 #include "runners_internal.h"
+#include "stages.h"
 
 namespace fs = std::filesystem;
 
 namespace bevt::host::train {
 
 namespace {
-
-std::string shell_quote(const std::string& s) {
-  std::string out = "'";
-  for (char c : s) out += c == '\'' ? std::string("'\\''") : std::string(1, c);
-  return out + "'";
-}
 
 // The stage list: pipeline.stages, or that of the variant pipeline.variant names.
 std::vector<std::string> pipeline_stages(const Config& pc, const std::string& variant) {
@@ -65,52 +54,21 @@ int run_pipeline(const RunContext& ctx) {
   auto stages = pipeline_stages(pc, variant);
   if (!variant.empty()) log_info("pipeline variant '{}': {}", variant, join(stages));
   fs::path base = fs::path(ctx.experiment_path).parent_path();
-  std::string exe = (fs::path(executable_dir()) / "bevt-run").string();
-  nlohmann::json results{{"mode", "pipeline"}, {"variant", variant}, {"stages", nlohmann::json::array()}};
-  std::string tables;
+  StageOptions opts;
+  opts.kind = "stage";
+  std::vector<StagePlan> plans;
   for (const auto& stage : stages) {
     fs::path file = base / stage;
     if (!fs::exists(file)) throw UserError(fmt::format("{}: stage '{}' not found ({})", pc.where("stages"), stage, file.string()));
-    Config sc = load_experiment(file.string(), {});
-    std::string hash = experiment_hash(sc);
-    RunSettings rs = resolve_run(sc, file.string());
-    fs::path res_file = fs::path(rs.work_dir) / "results.json";
-    nlohmann::json stage_res;
-    bool done = false;
-    if (std::ifstream in{res_file}) {
-      try {
-        in >> stage_res;
-        done = stage_res.value("config_hash", "") == hash;
-      } catch (const std::exception&) {
-      }
-    }
-    if (done) {
-      log_info("stage {}: finished earlier ({}), skipped", stage, res_file.string());
-    } else {
-      log_info("stage {}: bevt-run {}", stage, file.string());
-      // Resume an interrupted stage, but only from a checkpoint of the same experiment.
-      bool resume = false;
-      if (auto last = last_checkpoint(rs.work_dir)) {
-        std::ifstream tj(fs::path(*last) / "trainer.json");
-        nlohmann::json j;
-        try {
-          tj >> j;
-          resume = j.value("config_hash", "") == hash;
-        } catch (const std::exception&) {
-        }
-      }
-      std::string cmd = shell_quote(exe) + " " + shell_quote(file.string()) + (resume ? " --resume" : "");
-      int st = std::system(cmd.c_str());
-      int code = WIFEXITED(st) ? WEXITSTATUS(st) : 1;
-      if (code != 0) {
-        if (code == 2) throw UserError(fmt::format("stage {} failed on bad input (exit 2; see its message above)", stage));
-        throw RunError(fmt::format("stage {} failed (exit {}); rerun the pipeline to resume it", stage, code));
-      }
-      std::ifstream in{res_file};
-      in >> stage_res;
-    }
-    results["stages"].push_back({{"stage", stage}, {"work_dir", rs.work_dir}, {"results", stage_res}});
-    if (stage_res.contains("table")) tables += fmt::format("{} ({})\n\n{}\n", stage, rs.work_dir, stage_res["table"].get<std::string>());
+    plans.push_back(plan_stage(stage, file.string(), opts));
+  }
+  nlohmann::json results{{"mode", "pipeline"}, {"variant", variant}, {"stages", nlohmann::json::array()}};
+  std::string tables;
+  for (const auto& plan : plans) {
+    nlohmann::json stage_res = run_stage(plan, opts).results;
+    results["stages"].push_back({{"stage", plan.name}, {"work_dir", plan.work_dir}, {"results", stage_res}});
+    if (stage_res.contains("table"))
+      tables += fmt::format("{} ({})\n\n{}\n", plan.name, plan.work_dir, stage_res["table"].get<std::string>());
   }
   if (!tables.empty()) {
     results["tables"] = tables;

@@ -1,0 +1,101 @@
+#include "stages.h"
+
+#include <fmt/format.h>
+#include <sys/wait.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+
+#include "bevt/error.h"
+#include "bevt/log.h"
+#include "checkpoint.h"
+#include "host/experiment.h"
+#include "host/registry.h"
+#include "host/sections.h"
+
+namespace fs = std::filesystem;
+
+namespace bevt::host::train {
+
+namespace {
+
+std::string shell_quote(const std::string& s) {
+  std::string out = "'";
+  for (char c : s) out += c == '\'' ? std::string("'\\''") : std::string(1, c);
+  return out + "'";
+}
+
+std::optional<nlohmann::json> read_json(const fs::path& p) {
+  std::ifstream in(p);
+  if (!in) return std::nullopt;
+  try {
+    nlohmann::json j;
+    in >> j;
+    return j;
+  } catch (const std::exception&) {
+    return std::nullopt;
+  }
+}
+
+}  // namespace
+
+StagePlan plan_stage(const std::string& name, const std::string& file, const StageOptions& opts) {
+  Config sc = load_experiment(file, opts.overrides);
+  StagePlan p;
+  p.name = name;
+  p.file = file;
+  p.hash = experiment_hash(sc);
+  p.work_dir = resolve_run(sc, file).work_dir;
+  return p;
+}
+
+std::optional<nlohmann::json> finished_results(const StagePlan& plan) {
+  auto res = read_json(fs::path(plan.work_dir) / "results.json");
+  if (res && res->is_object() && res->value("config_hash", "") == plan.hash) return res;
+  return std::nullopt;
+}
+
+StageOutcome run_stage(const StagePlan& plan, const StageOptions& opts) {
+  StageOutcome out;
+  if (auto done = finished_results(plan)) {
+    log_info("{} {}: finished earlier ({}/results.json), skipped", opts.kind, plan.name, plan.work_dir);
+    out.results = *done;
+    out.skipped = true;
+    return out;
+  }
+  // Resume an interrupted stage, but only from a checkpoint of the same experiment.
+  bool resume = false;
+  if (auto last = last_checkpoint(plan.work_dir)) {
+    auto trainer = read_json(fs::path(*last) / "trainer.json");
+    resume = trainer && trainer->is_object() && trainer->value("config_hash", "") == plan.hash;
+  }
+  std::string cmd = shell_quote((fs::path(executable_dir()) / "bevt-run").string()) + " " + shell_quote(plan.file);
+  for (const auto& o : opts.overrides) cmd += " --set " + shell_quote(o);
+  for (const auto& d : opts.plugin_dirs) cmd += " --plugin-dir " + shell_quote(d);
+  if (resume) cmd += " --resume";
+  log_info("{} {}: bevt-run {}{}", opts.kind, plan.name, plan.file, resume ? " --resume" : "");
+  int st = std::system(cmd.c_str());
+  if (st == -1) throw RunError(fmt::format("{} {}: could not start bevt-run ({})", opts.kind, plan.name, cmd));
+  if (WIFSIGNALED(st))
+    throw RunError(fmt::format("{} {} was stopped by signal {}; rerun to resume it", opts.kind, plan.name,
+                               WTERMSIG(st)));
+  int code = WIFEXITED(st) ? WEXITSTATUS(st) : 1;
+  if (code > 128)  // the shell reports a child killed by a signal as 128 + signal
+    throw RunError(fmt::format("{} {} was stopped by signal {}; rerun to resume it", opts.kind, plan.name,
+                               code - 128));
+  if (code == 2)
+    throw UserError(fmt::format("{} {} failed on bad input (exit 2; see its message above): fix it and rerun",
+                                opts.kind, plan.name));
+  if (code != 0)
+    throw RunError(fmt::format("{} {} failed (exit {}); rerun to resume it", opts.kind, plan.name, code));
+  auto res = finished_results(plan);
+  if (!res)
+    throw RunError(fmt::format("{} {}: bevt-run succeeded but {}/results.json is missing or from another "
+                               "experiment",
+                               opts.kind, plan.name, plan.work_dir));
+  out.results = *res;
+  return out;
+}
+
+}  // namespace bevt::host::train

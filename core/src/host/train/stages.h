@@ -1,0 +1,44 @@
+// Running experiment files one after another, each in its own bevt-run process: what run.mode = "pipeline"
+// and `bevt-run --suite DIR` share. A stage whose work_dir/results.json carries the experiment's hash is
+// finished and skipped; an interrupted one resumes from its last checkpoint when that checkpoint came from the
+// same experiment. So rerunning a pipeline or a suite after a crash, a kill or a fixed input continues where
+// it stopped.
+#pragma once
+
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace bevt::host::train {
+
+struct StageOptions {
+  std::vector<std::string> overrides;    // --set KEY=VALUE, applied to every stage (and part of its hash)
+  std::vector<std::string> plugin_dirs;  // --plugin-dir, passed on to every stage
+  std::string kind = "stage";            // how messages name a stage: "stage" (pipeline), "experiment" (suite)
+};
+
+struct StagePlan {
+  std::string name;      // as the pipeline or suite lists it
+  std::string file;      // the experiment file
+  std::string hash;      // experiment_hash with the overrides applied
+  std::string work_dir;  // resolved run.work_dir
+};
+
+struct StageOutcome {
+  nlohmann::json results;  // the stage's results.json
+  bool skipped = false;    // finished earlier with the same experiment
+};
+
+// Loads and checks the experiment file (bases, overrides, host tables), so that a typo in a later stage fails
+// before any earlier stage runs. Throws UserError naming the file and line.
+StagePlan plan_stage(const std::string& name, const std::string& file, const StageOptions& opts);
+
+// The results of a finished stage (results.json holding plan.hash), if there are any.
+std::optional<nlohmann::json> finished_results(const StagePlan& plan);
+
+// Runs the stage unless it has finished. A failed stage throws: UserError when it exited with status 2 (bad
+// input), RunError otherwise, naming the stage and telling the user to rerun to resume.
+StageOutcome run_stage(const StagePlan& plan, const StageOptions& opts);
+
+}  // namespace bevt::host::train
