@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
@@ -17,6 +18,7 @@
 #include "bevt/state_dict.h"
 #include "bevt/tokenizer.h"
 #include "host/registry.h"
+#include "test_util.h"
 
 namespace {
 
@@ -345,6 +347,181 @@ TEST(vq_tokenizer, PecoPerceptualTermThroughAFrozenBackbone) {
   EXPECT_GT(diff, 0.0);
   for (const auto& b : built_backbones())
     for (const auto& p : b->parameters()) EXPECT_FALSE(p.grad().defined());
+}
+
+// A tiny peco without the perceptual network (perceptual_weight 0: the adversarial mechanics alone).
+#define TINY_GAN_BASE \
+  "vocab_size = 64\ncode_dim = 8\ndownsample = 4\nhidden = 16\nchannel_mult = []\ninput_size = 32\n" \
+  "perceptual_weight = 0.0\n"
+const char* kTinyGan = TINY_GAN_BASE "disc_layers = 2\ndisc_width = 16\n";
+
+// Copies the tokenizer weights of `from` into `to` and switches both to training.
+void same_start(bevt::Tokenizer& from, bevt::Tokenizer& to) {
+  to.load_weights(from.export_weights());
+  from.train();
+  to.train();
+}
+
+double grad_diff(bevt::Tokenizer& a, bevt::Tokenizer& b) {
+  double diff = 0;
+  auto pb = b.named_parameters();
+  for (const auto& kv : a.named_parameters()) {
+    const torch::Tensor& ga = kv.value().grad();
+    const torch::Tensor& gb = pb[kv.key()].grad();
+    if (!ga.defined() || !gb.defined()) return -1;
+    diff += (ga - gb).abs().sum().item<double>();
+  }
+  return diff;
+}
+
+TEST(vq_tokenizer, PecoAdversarialTermIsWired) {
+  torch::manual_seed(6);
+  auto gan = make("peco", std::string(kTinyGan) + "disc_weight = 0.8\ndisc_start = 0\n");
+  auto late = make("peco", std::string(kTinyGan) + "disc_weight = 0.8\ndisc_start = 5\n");
+  auto none = make("peco", std::string(kTinyGan) + "disc_weight = 0.0\n");
+  ASSERT_TRUE(gan->adversary());
+  EXPECT_FALSE(none->adversary());
+  // The discriminator is not part of the tokenizer's parameters or weights.
+  for (const auto& kv : gan->export_weights()) EXPECT_EQ(kv.first.rfind("discriminator", 0), std::string::npos);
+  const auto own = gan->parameters().size();
+  EXPECT_EQ(own, none->parameters().size());
+  same_start(*gan, *none);
+  same_start(*gan, *late);
+  torch::Tensor img = torch::rand({4, 3, 32, 32});
+  gan->set_train_step(0);
+  late->set_train_step(0);
+  auto lg = gan->training_loss(img);
+  auto ll = late->training_loss(img);
+  auto ln = none->training_loss(img);
+  EXPECT_TRUE(torch::equal(lg.terms.at("recon"), ln.terms.at("recon")));
+  // On: an adaptive weight > 0, a discriminator loss to train on; off (before disc_start / weight 0): neither.
+  const double lambda = lg.terms.at("adv_weight").item<double>();
+  std::printf("adversarial: lambda %.4g, adv %.4g, disc_loss %.4g, logits real %.4g fake %.4g\n", lambda,
+              lg.terms.at("adv").item<double>(), lg.terms.at("disc_loss").item<double>(),
+              lg.terms.at("logits_real").item<double>(), lg.terms.at("logits_fake").item<double>());
+  EXPECT_GT(lambda, 0.0);
+  ASSERT_TRUE(lg.adversary.defined());
+  EXPECT_TRUE(lg.adversary.requires_grad());
+  EXPECT_FALSE(ll.adversary.defined());
+  EXPECT_FALSE(ln.adversary.defined());
+  EXPECT_EQ(ll.terms.at("adv_weight").item<double>(), 0.0);
+  EXPECT_FALSE(ln.terms.count("adv_weight") && ln.terms.at("adv_weight").item<double>() != 0.0);
+  // total = nll + commit + lambda * adv (perceptual off).
+  EXPECT_NEAR(lg.total.item<double>(),
+              (lg.terms.at("recon") + lg.terms.at("commit") + lambda * lg.terms.at("adv")).item<double>(), 1e-5);
+
+  for (auto* t : {gan.get(), late.get(), none.get()}) t->zero_grad();
+  gan->adversary()->zero_grad();
+  lg.total.backward();
+  ll.total.backward();
+  ln.total.backward();
+  // The generator's gradient differs with the term on, and is identical with it off.
+  EXPECT_GT(grad_diff(*gan, *none), 0.0);
+  EXPECT_EQ(grad_diff(*late, *none), 0.0);
+  // The tokenizer's loss gives the discriminator no gradient; the adversary loss gives it one (and the
+  // tokenizer none: it is computed on detached images).
+  for (const auto& p : gan->adversary()->parameters()) EXPECT_FALSE(p.grad().defined() && p.grad().abs().sum().item<double>() > 0);
+  std::vector<torch::Tensor> before;
+  for (const auto& p : gan->parameters()) before.push_back(p.grad().clone());
+  lg.adversary.backward();
+  double dg = 0;
+  for (const auto& p : gan->adversary()->parameters()) dg += p.grad().abs().sum().item<double>();
+  EXPECT_GT(dg, 0.0);
+  auto after = gan->parameters();
+  for (size_t i = 0; i < after.size(); ++i) EXPECT_TRUE(torch::equal(after[i].grad(), before[i]));
+
+  // The non-saturating form: softplus losses, positive and finite.
+  auto ns = make("peco", std::string(kTinyGan) + "disc_start = 0\ndisc_loss = \"non_saturating\"\n");
+  ns->train();
+  auto lns = ns->training_loss(img);
+  ASSERT_TRUE(lns.adversary.defined());
+  EXPECT_GT(lns.terms.at("adv").item<double>(), 0.0);
+  EXPECT_TRUE(std::isfinite(lns.adversary.item<double>()) && lns.adversary.item<double>() > 0.0);
+
+  // Outside training (eval) the term is off.
+  gan->eval();
+  torch::NoGradGuard ng;
+  EXPECT_FALSE(gan->training_loss(img).adversary.defined());
+}
+
+TEST(vq_tokenizer, DiscriminatorLearnsToSeparateRealFromReconstructions) {
+  // The tokenizer stays fixed (an untrained one reconstructs badly); 40 Adam steps on the adversary loss alone
+  // must take the hinge loss from ~1 (chance) well down and put real logits above fake ones.
+  torch::manual_seed(8);
+  torch::set_num_threads(1);
+  torch::Generator gen = at::detail::createCPUGenerator(9);
+  auto tok = make("peco", std::string(kTinyGan) + "disc_start = 0\n");
+  tok->train();
+  tok->set_train_step(0);
+  auto disc = tok->adversary();
+  torch::optim::Adam opt(disc->parameters(), torch::optim::AdamOptions(1e-3).betas({0.5, 0.9}));
+  double first = 0, last = 0, real = 0, fake = 0;
+  const int steps = 40;
+  for (int s = 0; s < steps; ++s) {
+    auto l = tok->training_loss(colour_blocks(8, 32, gen));
+    opt.zero_grad();
+    l.adversary.backward();
+    opt.step();
+    if (s < 3) first += l.terms.at("disc_loss").item<double>() / 3;
+    if (s >= steps - 3) {
+      last += l.terms.at("disc_loss").item<double>() / 3;
+      real += l.terms.at("logits_real").item<double>() / 3;
+      fake += l.terms.at("logits_fake").item<double>() / 3;
+    }
+  }
+  std::printf("discriminator: hinge loss %.3f -> %.3f, logits real %.3f fake %.3f\n", first, last, real, fake);
+  EXPECT_LT(last, 0.5 * first);
+  EXPECT_GT(real, fake + 0.5);
+}
+
+TEST(vq_tokenizer, FrozenPecoLoadsOnlyItsOwnParts) {
+  torch::manual_seed(10);
+  auto gan = make("peco", std::string(kTinyGan) + "disc_start = 0\n");
+  gan->train();
+  gan->training_loss(torch::rand({4, 3, 32, 32}));
+  gan->eval();
+  // A checkpoint-like file: the tokenizer's weights plus discriminator.* tensors.
+  bevt::TensorMap w = gan->export_weights();
+  for (const auto& kv : bevt::state_dict(*gan->adversary())) w["discriminator." + kv.first] = kv.second;
+  const std::string path = tmp("peco_with_disc.safetensors");
+  bevt::save_safetensors(path, w);
+  // Frozen use: no [perceptual] table (perceptual_weight keeps its default 1.0), no discriminator built.
+  auto frozen = make("peco", "vocab_size = 64\ncode_dim = 8\ndownsample = 4\nhidden = 16\nchannel_mult = []\n"
+                             "input_size = 32\nweights = \"" + path + "\"\n");
+  EXPECT_FALSE(frozen->adversary());
+  EXPECT_FALSE(frozen->is_training());
+  torch::Tensor img = torch::rand({6, 3, 32, 32});
+  EXPECT_TRUE(torch::equal(frozen->tokenize(img), gan->tokenize(img)));
+  // Training it further needs the parts it did not build: a one-line UserError, not a silent change of loss.
+  std::string e = bevt::test::error_of([&] { frozen->train(); });
+  EXPECT_NE(e.find("[perceptual] table"), std::string::npos) << e;
+}
+
+TEST(vq_tokenizer, PecoBadAdversarialKeys) {
+  auto msg = [](const std::string& extra) {
+    try {
+      make("peco", TINY_GAN_BASE + extra);
+    } catch (const bevt::UserError& e) {
+      return std::string(e.what());
+    }
+    return std::string("(no UserError)");
+  };
+  EXPECT_NE(msg("disc_weight = -0.5\n").find("disc_weight must be >= 0"), std::string::npos);
+  EXPECT_NE(msg("disc_loss = \"wgan\"\n").find("disc_loss must be"), std::string::npos);
+  EXPECT_NE(msg("disc_layers = 0\n").find("disc_layers must be in 1..8"), std::string::npos);
+  EXPECT_NE(msg("disc_layers = 4\n").find("small enough for input_size = 32"), std::string::npos);
+  EXPECT_NE(msg("disc_start = -1\n").find("disc_start must be >= 0"), std::string::npos);
+  EXPECT_NE(msg("disc_width = 0\n").find("disc_width must be >= 1"), std::string::npos);
+  EXPECT_NE(msg("disc_lr_mult = 0.0\n").find("disc_lr_mult must be > 0"), std::string::npos);
+  EXPECT_THROW(make("vq", "disc_weight = 0.5\n"), bevt::UserError);  // not a vq key
+  // Images the host should never pass: NaN or out of range, in training too.
+  auto tok = make("peco", kTinyGan);
+  tok->train();
+  torch::Tensor nan = torch::rand({2, 3, 32, 32});
+  nan[0][0][0][0] = std::nan("");
+  EXPECT_THROW(tok->training_loss(nan), bevt::UserError);
+  EXPECT_THROW(tok->training_loss(torch::rand({2, 3, 32, 32}) * 255), bevt::UserError);
+  EXPECT_THROW(tok->tokenize(nan), bevt::UserError);
 }
 
 }  // namespace

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <map>
+#include <memory>
 #include <string>
 
 #include "bevt/plugin.h"
@@ -14,6 +15,10 @@ namespace bevt {
 struct TokenizerLoss {
   torch::Tensor total;                          // what the optimiser minimises
   std::map<std::string, torch::Tensor> terms;   // logged parts (reconstruction, commitment, ...)
+  // Adversarial training only: the adversary's (discriminator's) loss on the same batch, computed from
+  // detached images so that its gradients reach only adversary()'s parameters; undefined when the tokenizer
+  // has no adversary or its adversarial term is not active at this step.
+  torch::Tensor adversary;
 };
 
 class Tokenizer : public torch::nn::Module {
@@ -32,6 +37,18 @@ class Tokenizer : public torch::nn::Module {
 
   virtual bool trainable() const { return false; }
   virtual TokenizerLoss training_loss(const torch::Tensor& images);  // default: UserError (frozen tokenizer)
+  // The host's optimiser step (0-based) that the next training_loss() calls belong to, set before them: a
+  // tokenizer whose loss changes with the step (an adversarial term switched on at a start step) reads it.
+  virtual void set_train_step(int64_t /*step*/) {}
+
+  // Adversarial training (PeCo / VQGAN: a patch discriminator on the reconstruction). A trainable tokenizer
+  // may own a second network trained against it. It is not a sub-module: absent from parameters(), the state
+  // dict and export_weights(), so the frozen tokenizer never needs it. In run.mode = "tokenizer" the host
+  // moves it to the device, optimises its parameters with a second optimiser on TokenizerLoss::adversary after
+  // each tokenizer step (the [optim] settings, learning rate times adversary_lr_mult()), and keeps its state
+  // and that optimiser's in the checkpoints (as "discriminator.*"). nullptr = no adversary.
+  virtual std::shared_ptr<torch::nn::Module> adversary() { return nullptr; }
+  virtual double adversary_lr_mult() const { return 1.0; }
   virtual LoadReport load_weights(const TensorMap& tensors, const LoadOptions& opts = {});
   virtual TensorMap export_weights() const;
 };

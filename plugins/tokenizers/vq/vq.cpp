@@ -4,8 +4,9 @@
 //         a minute or two).
 //   peco  PeCo (Dong et al., arXiv 2111.12710): the same VQ-VAE machinery plus a perceptual loss, the distance
 //         between features of a frozen backbone (any backbone plugin, built through the host) for the input and
-//         for the reconstruction. PeCo's official weights were never released; bevt trains it (run.mode =
-//         "tokenizer").
+//         for the reconstruction, and VQGAN's adversarial loss (a PatchGAN discriminator on the reconstruction,
+//         switched on at a start step, weighted adaptively). PeCo's official weights were never released; bevt
+//         trains it (run.mode = "tokenizer").
 //
 // Model. Images in [0,1] are mapped to [-1,1]. A conv encoder (3x3 stem, per level a residual block and a
 // stride-2 3x3 conv, a middle residual block, a 1x1 projection) gives code vectors of `code_dim` channels at
@@ -21,6 +22,16 @@
 //
 // logits(prepared) = -||z - e_k||^2 = 2 cos(z, e_k) - 2 for every code k → [N, vocab, h, w]; argmax = nearest
 // code, which is what the SDK's tokenize() and this class's (chunked) tokenize() return.
+//
+// Adversarial term (peco, as VQGAN trains its autoencoder): a PatchGAN discriminator D (pix2pix layout: 4x4
+// convs, stride 2 then 1, BatchNorm, LeakyReLU 0.2; N(0, 0.02) init) scores [-1,1] images per patch. From step
+// disc_start on, the tokenizer's loss adds lambda * L_G with L_G = -mean D(x_rec) (hinge) or
+// mean softplus(-D(x_rec)) (non-saturating), and lambda = disc_weight * ||grad_last nll|| / (||grad_last L_G||
+// + 1e-4) clamped to [0, 1e4] and detached, the gradients taken at the decoder's last conv weight and nll =
+// pixel + perceptual_weight * perceptual loss (VQGAN's adaptive weight). D's own loss on the same batch,
+// hinge 0.5 (mean relu(1 - D(x)) + mean relu(1 + D(sg(x_rec)))) or its softplus form, is returned as
+// TokenizerLoss::adversary; the host trains D on it with a second optimiser. D is not a sub-module: the
+// exported tokenizer never contains it.
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
@@ -136,6 +147,7 @@ class Decoder : public torch::nn::Module {
     }
     return conv_out_->forward(torch::relu(h));
   }
+  const torch::Tensor& last_weight() const { return conv_out_->weight; }
 
  private:
   torch::nn::Conv2d conv_in_{nullptr}, conv_out_{nullptr};
@@ -149,7 +161,7 @@ class Decoder : public torch::nn::Module {
 class Quantizer : public torch::nn::Module {
  public:
   Quantizer(int64_t vocab, int64_t dim, double decay, int64_t window, uint64_t seed)
-      : vocab_(vocab), decay_(decay), window_(window), rng_(seed) {
+      : vocab_(vocab), decay_(decay), window_(window), seed_(seed) {
     torch::Tensor e = F::normalize(torch::randn({vocab, dim}), F::NormalizeFuncOptions().dim(1));
     embedding = register_buffer("embedding", e);
     embed_sum = register_buffer("embed_sum", e.clone());
@@ -190,21 +202,24 @@ class Quantizer : public torch::nn::Module {
     return s;
   }
 
-  // Sets `which` codes to random rows of z (with replacement when z has fewer rows), deterministically.
+  // Sets `which` codes to random rows of z (with replacement when z has fewer rows), deterministically: the
+  // draw is a pure function of (seed, step), and `step` is a buffer, so a run resumed from a checkpoint restarts
+  // exactly the codes the uninterrupted run would.
   void restart(const torch::Tensor& which, const torch::Tensor& z) {
     torch::NoGradGuard ng;
+    bevt::Rng rng(bevt::Rng::derive(seed_, {static_cast<uint64_t>(step.item<int64_t>())}));
     const int64_t k = which.numel(), M = z.size(0);
     std::vector<int64_t> pick(static_cast<size_t>(k));
     if (M >= k) {  // without replacement: a partial Fisher-Yates shuffle
       std::vector<int64_t> all(static_cast<size_t>(M));
       for (int64_t i = 0; i < M; ++i) all[size_t(i)] = i;
       for (int64_t i = 0; i < k; ++i) {
-        int64_t j = rng_.randint(i, M - 1);
+        int64_t j = rng.randint(i, M - 1);
         std::swap(all[size_t(i)], all[size_t(j)]);
         pick[size_t(i)] = all[size_t(i)];
       }
     } else {
-      for (auto& v : pick) v = rng_.randint(0, M - 1);
+      for (auto& v : pick) v = rng.randint(0, M - 1);
     }
     torch::Tensor rows = z.index_select(0, torch::tensor(pick, torch::kInt64).to(z.device()));
     torch::Tensor w = which.to(embedding.device());
@@ -228,7 +243,77 @@ class Quantizer : public torch::nn::Module {
   int64_t vocab_;
   double decay_;
   int64_t window_;
-  bevt::Rng rng_;
+  uint64_t seed_;
+};
+
+// PatchGAN discriminator (pix2pix / VQGAN layout): a 4x4 stride-2 conv + LeakyReLU(0.2); (layers - 1) 4x4
+// stride-2 convs without bias + BatchNorm + LeakyReLU, widths width * min(2^n, 8); one more such block at
+// stride 1; a 4x4 stride-1 conv to one logit per patch. Convs N(0, 0.02), norms' scales N(1, 0.02), biases 0,
+// drawn from a generator of the experiment seed. Parameter names as the PyTorch nn.Sequential ("main.<i>.*").
+class PatchDiscriminator : public torch::nn::Module {
+ public:
+  PatchDiscriminator(int64_t layers, int64_t width, uint64_t seed) {
+    namespace nn = torch::nn;
+    auto conv = [](int64_t in, int64_t out, int64_t stride, bool bias) {
+      return nn::Conv2d(nn::Conv2dOptions(in, out, 4).stride(stride).padding(1).bias(bias));
+    };
+    auto lrelu = [] { return nn::LeakyReLU(nn::LeakyReLUOptions().negative_slope(0.2)); };
+    main_ = nn::Sequential();
+    main_->push_back(conv(3, width, 2, true));
+    main_->push_back(lrelu());
+    int64_t mult = 1;
+    for (int64_t n = 1; n <= layers; ++n) {
+      const int64_t prev = mult;
+      mult = std::min<int64_t>(int64_t{1} << n, 8);
+      main_->push_back(conv(width * prev, width * mult, n < layers ? 2 : 1, false));
+      main_->push_back(nn::BatchNorm2d(width * mult));
+      main_->push_back(lrelu());
+    }
+    main_->push_back(conv(width * mult, 1, 1, true));
+    register_module("main", main_);
+    torch::NoGradGuard ng;
+    auto gen = at::detail::createCPUGenerator(seed);
+    for (auto& m : main_->modules(false)) {
+      if (auto* c = m->as<nn::Conv2d>()) {
+        c->weight.normal_(0.0, 0.02, gen);
+        if (c->bias.defined()) c->bias.zero_();
+      } else if (auto* b = m->as<nn::BatchNorm2d>()) {
+        b->weight.normal_(1.0, 0.02, gen);
+        b->bias.zero_();
+      }
+    }
+  }
+  torch::Tensor forward(const torch::Tensor& x) { return main_->forward(x); }
+
+  // Side of the logit map for an input side s (0 = the input is too small for this depth).
+  static int64_t output_side(int64_t s, int64_t layers) {
+    for (int64_t n = 0; n < layers; ++n) s = s >= 2 ? s / 2 : 0;  // 4x4, stride 2, padding 1
+    return std::max<int64_t>(s - 2, 0);                           // two 4x4 stride-1 convs, padding 1
+  }
+
+ private:
+  torch::nn::Sequential main_{nullptr};
+};
+
+// Sets requires_grad off on a module's parameters for a scope: the tokenizer's adversarial term flows through
+// the discriminator into the reconstruction without giving the discriminator a gradient.
+class NoParamGrad {
+ public:
+  explicit NoParamGrad(torch::nn::Module& m) : params_(m.parameters()) {
+    for (auto& p : params_) {
+      was_.push_back(p.requires_grad());
+      p.set_requires_grad(false);
+    }
+  }
+  ~NoParamGrad() {
+    for (size_t i = 0; i < params_.size(); ++i) params_[i].set_requires_grad(was_[i]);
+  }
+  NoParamGrad(const NoParamGrad&) = delete;
+  NoParamGrad& operator=(const NoParamGrad&) = delete;
+
+ private:
+  std::vector<torch::Tensor> params_;
+  std::vector<bool> was_;
 };
 
 std::string need_msg(const bevt::Config& cfg, const char* key, const std::string& what) {
@@ -310,15 +395,19 @@ class VqTokenizer : public bevt::Tokenizer {
         "quantize", std::make_shared<Quantizer>(o_.vocab, o_.code_dim, o_.ema_decay, o_.dead_code_window, seed));
     decoder_ = register_module("decoder", std::make_shared<Decoder>(o_));
 
-    if (peco_) setup_perceptual(cfg, ctx);
-
     const std::string path = cfg.get_string("weights");
+    loaded_ = !path.empty();
+    if (peco_) {
+      setup_perceptual(cfg, ctx);
+      setup_adversarial(cfg, ctx);
+    }
+
     if (!path.empty()) {
       if (!std::filesystem::exists(path))
         throw bevt::UserError(fmt::format(
-            "{}: {} tokenizer weights '{}' not found; train them with `bevt-run experiments/tokenizers/{}.toml` "
-            "(run.mode = \"tokenizer\"; it writes the file named by that experiment) or set weights = \"\"",
-            cfg.where("weights"), name_, path, peco_ ? "peco_in1k" : "vq_small"));
+            "{}: {} tokenizer weights '{}' not found; train them with {} (run.mode = \"tokenizer\"; it writes the "
+            "file named by that experiment) or set weights = \"\"",
+            cfg.where("weights"), name_, path, how_to_train()));
       bevt::LoadOptions lo;
       lo.source = path;
       load_weights(bevt::load_safetensors(path).tensors, lo);
@@ -335,9 +424,31 @@ class VqTokenizer : public bevt::Tokenizer {
 
   // train(true) makes the parameters trainable again (a tokenizer loaded from weights starts frozen).
   void train(bool on = true) override {
+    if (on && peco_ && loaded_) {
+      // A peco built from `weights` is the frozen tokenizer: it has no discriminator, and a perceptual backbone
+      // only when its table was given.
+      if (perceptual_weight_ > 0 && !backbone_)
+        throw bevt::UserError(fmt::format(
+            "{}: this peco was loaded from weights = \"{}\" without a [perceptual] table; to train it further give "
+            "the table or set perceptual_weight = 0",
+            where_, weights_path_));
+      if (disc_weight_ > 0)
+        throw bevt::UserError(fmt::format(
+            "{}: this peco was loaded from weights = \"{}\" (frozen: no discriminator is built); train from "
+            "scratch (weights = \"\", resuming through the run's checkpoints) or set disc_weight = 0",
+            where_, weights_path_));
+    }
     for (auto& p : parameters()) p.set_requires_grad(on);
     torch::nn::Module::train(on);
+    if (disc_) {
+      for (auto& p : disc_->parameters()) p.set_requires_grad(on);
+      disc_->train(on);
+    }
   }
+
+  void set_train_step(int64_t step) override { train_step_ = step; }
+  std::shared_ptr<torch::nn::Module> adversary() override { return disc_; }
+  double adversary_lr_mult() const override { return disc_lr_mult_; }
 
   torch::Tensor logits(const torch::Tensor& prepared) override {
     check_input(prepared);
@@ -351,17 +462,7 @@ class VqTokenizer : public bevt::Tokenizer {
   // Same result as the SDK default (argmax of logits after the range/shape checks), without materialising the
   // whole [N, vocab, h, w] tensor at once (8192 codes x 64 images x 196 tokens would be 400 MB).
   torch::Tensor tokenize(const torch::Tensor& images) override {
-    if (images.dim() != 4 || images.size(1) != 3)
-      throw bevt::UserError(fmt::format("{}: tokenizer input must be [N,3,H,W] images, got [{}]", name_,
-                                        fmt::join(images.sizes(), ",")));
-    if (images.numel() > 0) {
-      double lo = images.min().item<double>(), hi = images.max().item<double>();
-      if (lo < -1e-6 || hi > 1 + 1e-6)
-        throw bevt::UserError(fmt::format(
-            "{}: tokenizer input must be in [0,1], got values in [{:.3g},{:.3g}] (pass images before "
-            "normalisation, divided by 255)",
-            name_, lo, hi));
-    }
+    check_images(images, "tokenizer input");
     torch::NoGradGuard ng;
     torch::Tensor prepared = prepare(images);
     check_input(prepared);
@@ -377,9 +478,7 @@ class VqTokenizer : public bevt::Tokenizer {
   }
 
   bevt::TokenizerLoss training_loss(const torch::Tensor& images) override {
-    if (images.dim() != 4 || images.size(1) != 3)
-      throw bevt::UserError(fmt::format("{}: training images must be [N,3,H,W] in [0,1], got [{}]", name_,
-                                        fmt::join(images.sizes(), ",")));
+    check_images(images, "training images");
     torch::Tensor x = prepare(images);
     check_input(x);
     torch::Tensor z = encode(x);
@@ -403,11 +502,14 @@ class VqTokenizer : public bevt::Tokenizer {
     out.terms["commit"] = commit.detach();
     if (peco_) {
       torch::Tensor perc = torch::zeros({}, x.options());
+      torch::Tensor nll = recon;  // VQGAN's "nll": pixel + weighted perceptual loss
       if (backbone_ && perceptual_weight_ > 0) {
         perc = perceptual(images, (recon_img + 1.0) * 0.5);
         out.total = out.total + perceptual_weight_ * perc;
+        nll = nll + perceptual_weight_ * perc;
       }
       out.terms["perceptual"] = perc.detach();
+      if (disc_weight_ > 0) adversarial(x, recon_img, nll, out);
     }
     if (is_training()) {
       auto s = quantize_->update(flat.detach(), idx);
@@ -423,19 +525,43 @@ class VqTokenizer : public bevt::Tokenizer {
   }
 
   bevt::LoadReport load_weights(const bevt::TensorMap& tensors, const bevt::LoadOptions& opts) override {
+    // A tokenizer-mode checkpoint (model.safetensors) also holds the discriminator: the tokenizer ignores it.
+    bevt::TensorMap own;
+    for (const auto& [k, v] : tensors)
+      if (k.rfind("discriminator.", 0) != 0) own.emplace(k, v);
     try {
-      return bevt::load_state_dict(*this, tensors, opts);
+      return bevt::load_state_dict(*this, own, opts);
     } catch (const bevt::UserError& e) {
       throw bevt::UserError(fmt::format(
           "{} (the {} tokenizer is configured for vocab_size {}, code_dim {}, downsample {}, hidden {}, "
-          "channel_mult [{}]; set those keys to match the weights, or retrain with `bevt-run "
-          "experiments/tokenizers/{}.toml`)",
+          "channel_mult [{}]; set those keys to match the weights, or retrain with {})",
           e.what(), name_, o_.vocab, o_.code_dim, o_.downsample, o_.hidden, fmt::join(o_.channel_mult, ","),
-          peco_ ? "peco_in1k" : "vq_small"));
+          how_to_train()));
     }
   }
 
  private:
+  std::string how_to_train() const {
+    return peco_ ? "`bevt-run experiments/tokenizers/peco_in1k.toml` (ImageNet) or `bevt-run "
+                   "experiments/tokenizers/peco_small.toml` (generated images, no download)"
+                 : "`bevt-run experiments/tokenizers/vq_small.toml`";
+  }
+
+  // Images as the host gives them: [N,3,H,W] in [0,1] (NaN fails the range check too).
+  void check_images(const torch::Tensor& images, const char* what) const {
+    if (images.dim() != 4 || images.size(1) != 3)
+      throw bevt::UserError(fmt::format("{}: {} must be [N,3,H,W] images in [0,1], got [{}]", name_, what,
+                                        fmt::join(images.sizes(), ",")));
+    if (images.numel() > 0) {
+      double lo = images.min().item<double>(), hi = images.max().item<double>();
+      if (!(lo >= -1e-6 && hi <= 1 + 1e-6))
+        throw bevt::UserError(fmt::format(
+            "{}: {} must be in [0,1], got values in [{:.3g},{:.3g}] (pass images before normalisation, divided "
+            "by 255)",
+            name_, what, lo, hi));
+    }
+  }
+
   void check_input(const torch::Tensor& x) const {
     if (x.dim() != 4 || x.size(1) != 3)
       throw bevt::UserError(
@@ -466,6 +592,8 @@ class VqTokenizer : public bevt::Tokenizer {
       if (s <= 0) throw bevt::UserError(need_msg(cfg, "perceptual_std", "3 positive numbers"));
     if (perceptual_weight_ == 0) return;
     if (stages_.empty()) throw bevt::UserError(need_msg(cfg, "perceptual_stages", "a non-empty list of feature names"));
+    // The frozen tokenizer needs no backbone to tokenize (an absent table reads as one without a plugin).
+    if (loaded_ && !(cfg.has("perceptual") && cfg.get_table("perceptual").has("plugin"))) return;
     if (!cfg.has("perceptual"))
       throw bevt::UserError(fmt::format(
           "{}: peco needs a [{}.perceptual] table naming the frozen backbone (plugin = \"video_swin\" and its keys, "
@@ -486,6 +614,72 @@ class VqTokenizer : public bevt::Tokenizer {
     // train(); its parameters never require grad.
     for (auto& p : backbone_->parameters()) p.set_requires_grad(false);
     backbone_->eval();
+  }
+
+  void setup_adversarial(const bevt::Config& cfg, const bevt::BuildContext& ctx) {
+    where_ = cfg.where();
+    weights_path_ = cfg.get_string("weights");
+    disc_weight_ = cfg.get_float("disc_weight");
+    disc_start_ = cfg.get_int("disc_start");
+    disc_layers_ = cfg.get_int("disc_layers");
+    const int64_t width = cfg.get_int("disc_width");
+    disc_loss_ = cfg.get_string("disc_loss");
+    disc_lr_mult_ = cfg.get_float("disc_lr_mult");
+    auto need = [&](bool ok, const char* k, const std::string& what) {
+      if (!ok) throw bevt::UserError(need_msg(cfg, k, what));
+    };
+    need(disc_weight_ >= 0 && std::isfinite(disc_weight_), "disc_weight", ">= 0 (0 = no adversarial loss)");
+    need(disc_start_ >= 0, "disc_start", ">= 0 (the optimiser step from which the adversarial loss is on)");
+    need(disc_layers_ >= 1 && disc_layers_ <= 8, "disc_layers", "in 1..8");
+    need(width >= 1, "disc_width", ">= 1");
+    need(disc_loss_ == "hinge" || disc_loss_ == "non_saturating", "disc_loss", "\"hinge\" or \"non_saturating\"");
+    need(disc_lr_mult_ > 0 && std::isfinite(disc_lr_mult_), "disc_lr_mult", "> 0");
+    if (disc_weight_ == 0 || loaded_) return;  // frozen use (weights) needs no discriminator
+    need(PatchDiscriminator::output_side(o_.input_size, disc_layers_) >= 1, "disc_layers",
+         fmt::format("small enough for input_size = {} (each layer halves the side, and the last two 4x4 convs "
+                     "take 2 more pixels; {} layers need at least {} px)",
+                     o_.input_size, disc_layers_, (int64_t{1} << disc_layers_) * 3));
+    disc_ = std::make_shared<PatchDiscriminator>(
+        disc_layers_, width, bevt::Rng::derive(ctx.seed, {0x7065636f5f64ULL /* "peco_d" */}));
+  }
+
+  // VQGAN's adversarial term (see the file comment): the tokenizer's side is added to out.total, the
+  // discriminator's loss on the same batch goes to out.adversary. Off before disc_start and outside training.
+  void adversarial(const torch::Tensor& x, const torch::Tensor& recon_img, const torch::Tensor& nll,
+                   bevt::TokenizerLoss& out) {
+    torch::Tensor zero = torch::zeros({}, x.options());
+    for (const char* k : {"adv", "adv_weight", "disc_loss", "logits_real", "logits_fake"}) out.terms[k] = zero;
+    if (!disc_ || !is_training() || train_step_ < disc_start_) return;
+    const int64_t side = std::min(x.size(2), x.size(3));
+    if (PatchDiscriminator::output_side(side, disc_layers_) < 1)
+      throw bevt::UserError(fmt::format("{}: {}x{} images are too small for a discriminator of disc_layers = {}",
+                                        name_, x.size(2), x.size(3), disc_layers_));
+    auto dp = disc_->parameters();
+    if (!dp.empty() && dp.front().device() != x.device()) disc_->to(x.device());
+    const bool hinge = disc_loss_ == "hinge";
+    torch::Tensor fake_g;
+    {
+      NoParamGrad off(*disc_);
+      fake_g = disc_->forward(recon_img);
+    }
+    torch::Tensor g = hinge ? -fake_g.mean() : F::softplus(-fake_g).mean();
+    torch::Tensor lambda = zero;
+    const torch::Tensor& last = decoder_->last_weight();
+    if (torch::GradMode::is_enabled() && last.requires_grad() && nll.requires_grad() && g.requires_grad()) {
+      torch::Tensor gn = torch::autograd::grad({nll}, {last}, {}, /*retain_graph=*/true)[0];
+      torch::Tensor gg = torch::autograd::grad({g}, {last}, {}, /*retain_graph=*/true)[0];
+      lambda = (gn.norm() / (gg.norm() + 1e-4)).clamp(0.0, 1e4).detach() * disc_weight_;
+    }
+    out.total = out.total + lambda * g;
+    torch::Tensor real = disc_->forward(x.detach()), fake = disc_->forward(recon_img.detach());
+    torch::Tensor d = hinge ? 0.5 * (torch::relu(1.0 - real).mean() + torch::relu(1.0 + fake).mean())
+                            : 0.5 * (F::softplus(-real).mean() + F::softplus(fake).mean());
+    out.adversary = d;
+    out.terms["adv"] = g.detach();
+    out.terms["adv_weight"] = lambda;
+    out.terms["disc_loss"] = d.detach();
+    out.terms["logits_real"] = real.detach().mean();
+    out.terms["logits_fake"] = fake.detach().mean();
   }
 
   // Mean over the chosen stages of the squared distance between channel-normalised features (LPIPS-style
@@ -522,6 +716,14 @@ class VqTokenizer : public bevt::Tokenizer {
   std::vector<std::string> stages_;
   std::vector<double> mean_, std_;
   std::shared_ptr<bevt::Backbone> backbone_;
+  bool loaded_ = false;  // built from `weights`: the frozen tokenizer
+  std::string where_, weights_path_;
+  // Adversarial training (peco).
+  std::shared_ptr<PatchDiscriminator> disc_;
+  double disc_weight_ = 0, disc_lr_mult_ = 1;
+  int64_t disc_start_ = 0, disc_layers_ = 3;
+  std::string disc_loss_ = "hinge";
+  int64_t train_step_ = 0;
 };
 
 class SmallVq : public VqTokenizer {
@@ -544,7 +746,18 @@ class Peco : public VqTokenizer {
                     "per-channel std dividing [0,1] images before the backbone"));
     k.push_back(bevt::table_key("perceptual",
                                 "the frozen perceptual backbone: plugin = \"<backbone>\" plus its keys (weights = a "
-                                "bevt/safetensors checkpoint)"));
+                                "bevt/safetensors checkpoint); not needed by a tokenizer loaded from weights"));
+    k.push_back(key("disc_weight", 0.8,
+                    "adversarial loss weight (VQGAN's discriminator_weight, times its adaptive gradient-norm ratio); "
+                    "0 = no discriminator"));
+    k.push_back(key("disc_start", int64_t{250001},
+                    "optimiser step (0-based) from which the adversarial loss is on (VQGAN's ImageNet config)"));
+    k.push_back(key("disc_layers", int64_t{3}, "PatchGAN discriminator depth: stride-2 conv layers (pix2pix n_layers)"));
+    k.push_back(key("disc_width", int64_t{64}, "channels of the discriminator's first layer (ndf), x2 per layer up to x8"));
+    k.push_back(key("disc_loss", "hinge",
+                    "\"hinge\" (VQGAN: D hinge, G -mean D(x_rec)) | \"non_saturating\" (softplus forms)"));
+    k.push_back(key("disc_lr_mult", 1.0,
+                    "discriminator learning rate relative to optim.lr (same schedule, betas and clipping)"));
     return k;
   }
   Peco(const bevt::Config& cfg, const bevt::BuildContext& ctx) : VqTokenizer(cfg, ctx, true) {}

@@ -1,0 +1,5 @@
+# PeCo's adversarial training through the real bevt-run (run.mode = "tokenizer"): logged discriminator terms,
+# checkpoints with the discriminator, the result as the frozen tokenizer of a pretrain run, kill-and-resume bit
+# equality, bad adversarial keys (exit 2).
+bevt_add_gtest(test_peco_train ${CMAKE_CURRENT_SOURCE_DIR}/test_peco_train.cpp)
+add_dependencies(test_peco_train bevt-run vq_tokenizers video_swin mim_heads maskers synthetic)
