@@ -286,6 +286,15 @@ TEST(Suite, FailedExperimentStopsTheSuiteAndARerunResumesIt) {
   ASSERT_EQ(r.status, 0) << r.output;
   EXPECT_TRUE(contains(r.output, "2 experiments, 0 ran, 2 finished earlier")) << r.output;
 
+  // A run that stopped after its last checkpoint but before results.json resumes from that checkpoint.
+  fs::remove(d / "ft" / "results.json");
+  r = t::run(t::bin("bevt-run") + " --suite " + s.string());
+  ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_TRUE(contains(r.output, "experiment a_finetune.toml: bevt-run " + (s / "a_finetune.toml").string() +
+                                     " --resume")) << r.output;
+  EXPECT_TRUE(contains(r.output, "resumed from")) << r.output;
+  EXPECT_TRUE(fs::exists(d / "ft" / "results.json"));
+
   // The report of the real runs: the suite's labels, the probe's number, a valid probe chart.
   r = t::run(t::bin("bevt-report") + " " + (d / "suite_out").string() + " --out " + (d / "report").string());
   ASSERT_EQ(r.status, 0) << r.output;
