@@ -112,12 +112,13 @@ Config load_experiment(const std::string& path, const std::vector<std::string>& 
   return cfg;
 }
 
-std::string experiment_hash(const Config& root) {
+std::string experiment_hash(const Config& root, bool with_length) {
   Config c = root.deep_copy();
   if (c.has("run") && c.type_of("run") == ValueType::Table) {
     Config run = c.get_table("run");
-    for (const char* k : {"max_steps", "epochs", "work_dir", "log_every", "ckpt_every", "keep_last", "threads"})
-      run.erase(k);
+    for (const char* k : {"work_dir", "log_every", "ckpt_every", "keep_last", "threads"}) run.erase(k);
+    if (!with_length)
+      for (const char* k : {"max_steps", "epochs"}) run.erase(k);
   }
   // FNV-1a 64: stable across runs and builds (std::hash need not be).
   uint64_t h = 1469598103934665603ull;

@@ -14,9 +14,11 @@ namespace bevt::host {
 Config load_experiment(const std::string& path, const std::vector<std::string>& overrides);
 
 // A stable hash of an experiment as written (bases merged, overrides applied, before defaults are filled in),
-// without the keys that do not change results (run.max_steps, epochs, work_dir, logging, checkpoint cadence,
-// threads). Checkpoints and results.json carry it: resume refuses a changed experiment, and a pipeline skips
-// a stage whose results were produced by the same one.
-std::string experiment_hash(const Config& root);
+// without the keys that do not change what a step computes (run.max_steps, epochs, work_dir, logging,
+// checkpoint cadence, threads). Checkpoints carry it: resume refuses a changed experiment but may run longer.
+// With `with_length` the run length (max_steps, epochs) counts too: results.json carries that one as
+// "run_hash", and a pipeline or suite skips a stage only when its finished results match it, so a longer
+// schedule is run again rather than skipped.
+std::string experiment_hash(const Config& root, bool with_length = false);
 
 }  // namespace bevt::host

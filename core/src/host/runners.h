@@ -18,6 +18,7 @@ struct RunContext {
   std::string experiment_path;
   bool resume = false;
   std::string config_hash;  // experiment_hash of the experiment as written
+  std::string run_hash;     // the same with the run length (results.json: what pipelines and suites compare)
 };
 
 // Registers the built-in run modes (pretrain, finetune, test, probe, tokenizer, pipeline).

@@ -2,11 +2,15 @@
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
 
+#include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <iostream>
 
 #include "../host/cli_util.h"
 #include "../host/compose.h"
+#include "../host/dist/dist.h"
+#include "../host/dist/launcher.h"
 #include "../host/experiment.h"
 #include "../host/runners.h"
 #include "../host/sections.h"
@@ -14,6 +18,7 @@
 #include "bevt/atomic_file.h"
 #include "bevt/error.h"
 #include "bevt/log.h"
+#include "bevt/strings.h"
 
 namespace fs = std::filesystem;
 using namespace bevt;
@@ -24,6 +29,7 @@ int main(int argc, char** argv) {
   std::string experiment, help_plugin, log_level = "info", suite;
   std::vector<std::string> overrides, plugin_dirs;
   bool list = false, dry_run = false, resume = false;
+  int nproc = 0;
   app.add_option("experiment", experiment, "experiment file (TOML)");
   app.add_option("--set", overrides, "override a key: --set a.b.c=value (repeatable; applied after base files)");
   app.add_option("--plugin-dir", plugin_dirs, "extra folder of plugin libraries (repeatable)");
@@ -32,6 +38,9 @@ int main(int argc, char** argv) {
   app.add_flag("--dry-run", dry_run, "print the resolved config and the composed components, then exit");
   app.add_option("--log-level", log_level, "debug | info | warn | error");
   app.add_flag("--resume", resume, "continue from work_dir/checkpoints/last (bit-exact on CPU)");
+  app.add_option("--nproc", nproc,
+                 "start N local worker processes (data parallel, as torchrun --nproc-per-node N would); "
+                 "see docs/distributed.md");
   app.add_option("--suite", suite,
                  "run a folder of experiments in order (its suite.toml, else sorted *.toml), skipping finished ones");
   try {
@@ -44,7 +53,7 @@ int main(int argc, char** argv) {
   }
 
   // Plugin objects live inside this lambda's scope, so they are destroyed before exit handlers run.
-  return run_guarded("bevt-run", [&]() -> int {
+  const int status = run_guarded("bevt-run", [&]() -> int {
     auto level = parse_log_level(log_level);
     if (!level) throw UserError(fmt::format("--log-level '{}' is not debug, info, warn or error", log_level));
     set_log_level(*level);
@@ -66,26 +75,67 @@ int main(int argc, char** argv) {
 
     register_builtin_runners();
     Config root = load_experiment(experiment, overrides);
-    const std::string hash = experiment_hash(root);
+    const std::string hash = experiment_hash(root), run_hash = experiment_hash(root, true);
     RunSettings run = resolve_run(root, experiment);
+    if (app.count("--nproc")) {
+      // The local launcher: bad input fails here once, before any worker starts.
+      if (dry_run) throw UserError("--nproc with --dry-run: drop one of them");
+      find_runner(run.mode, root.where("run"));
+      dist::Settings::from(host_section(root, "dist"));
+      std::vector<std::string> args;
+      for (int i = 1; i < argc; ++i) {
+        std::string a = argv[i];
+        if (a == "--nproc") {
+          ++i;
+          continue;
+        }
+        if (a.rfind("--nproc=", 0) == 0) continue;
+        args.push_back(a);
+      }
+      return dist::launch_local(nproc, args);
+    }
+    // Under torchrun, Slurm or --nproc: join the world (pipeline drivers do not: each stage is its own run).
+    auto launch = dist::launch_env();
+    if (launch && launch->world_size > 1 && run.mode != "pipeline" && !dry_run) {
+      run.device = dist::rank_device(root.get_table("run").get_string("device"), run.device, *launch);
+      dist::init(*launch, dist::Settings::from(host_section(root, "dist")), run.device, root.to_toml());
+      if (!dist::is_main() && !app.count("--log-level")) set_log_level(LogLevel::Warn);
+    }
     if (run.threads > 0) torch::set_num_threads(static_cast<int>(run.threads));
     // Parameter initialisation, dropout and drop path draw from torch's generator: seed it from the
     // experiment before any component is built, so the same config and seed give the same numbers.
     torch::manual_seed(run.seed);
     Composition comp = compose(registry, root, run, /*build=*/true);
+    dist::seed_rank_generator(run.seed);  // ranks > 0: their own dropout / drop-path draws
     if (dry_run) {
       std::cout << "# resolved experiment: " << experiment << "\n" << root.to_toml() << "\n\n" << describe(comp);
       return 0;
     }
     const Runner* runner = find_runner(run.mode, root.where("run"));
-    fs::create_directories(run.work_dir);
-    std::string resolved = root.to_toml() + "\n";
-    AtomicFile cfg_file((fs::path(run.work_dir) / "config.toml").string());
-    cfg_file.write(resolved.data(), resolved.size());
-    cfg_file.commit();
-    set_log_file((fs::path(run.work_dir) / "log.txt").string());
+    if (dist::is_main()) {  // only rank 0 writes into work_dir
+      fs::create_directories(run.work_dir);
+      std::string resolved = root.to_toml() + "\n";
+      AtomicFile cfg_file((fs::path(run.work_dir) / "config.toml").string());
+      cfg_file.write(resolved.data(), resolved.size());
+      cfg_file.commit();
+      set_log_file((fs::path(run.work_dir) / "log.txt").string());
+    }
     log_info("experiment {} → {} (mode {}, device {}, seed {})", experiment, run.work_dir, run.mode, run.device,
              run.seed);
-    return (*runner)(RunContext{root, run, comp, registry, experiment, resume, hash});
+    int rc = 0;
+    try {
+      rc = (*runner)(RunContext{root, run, comp, registry, experiment, resume, hash, run_hash});
+    } catch (const std::exception& e) {
+      dist::report_failure(first_line(e.what()));  // the other ranks exit naming this one
+      throw;
+    }
+    dist::finish();
+    return rc;
   });
+  // A failed rank leaves without tearing down process groups whose peers may be gone.
+  if (status != 0 && dist::active()) {
+    std::fflush(nullptr);
+    std::_Exit(status);
+  }
+  return status;
 }

@@ -46,13 +46,14 @@ StagePlan plan_stage(const std::string& name, const std::string& file, const Sta
   p.name = name;
   p.file = file;
   p.hash = experiment_hash(sc);
+  p.run_hash = experiment_hash(sc, true);
   p.work_dir = resolve_run(sc, file).work_dir;
   return p;
 }
 
 std::optional<nlohmann::json> finished_results(const StagePlan& plan) {
   auto res = read_json(fs::path(plan.work_dir) / "results.json");
-  if (res && res->is_object() && res->value("config_hash", "") == plan.hash) return res;
+  if (res && res->is_object() && res->value("run_hash", "") == plan.run_hash) return res;
   return std::nullopt;
 }
 

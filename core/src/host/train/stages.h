@@ -21,7 +21,8 @@ struct StageOptions {
 struct StagePlan {
   std::string name;      // as the pipeline or suite lists it
   std::string file;      // the experiment file
-  std::string hash;      // experiment_hash with the overrides applied
+  std::string hash;      // experiment_hash with the overrides applied (checkpoints: resume)
+  std::string run_hash;  // the same with the run length (results.json: finished)
   std::string work_dir;  // resolved run.work_dir
 };
 
@@ -34,7 +35,7 @@ struct StageOutcome {
 // before any earlier stage runs. Throws UserError naming the file and line.
 StagePlan plan_stage(const std::string& name, const std::string& file, const StageOptions& opts);
 
-// The results of a finished stage (results.json holding plan.hash), if there are any.
+// The results of a finished stage (results.json holding plan.run_hash), if there are any.
 std::optional<nlohmann::json> finished_results(const StagePlan& plan);
 
 // Runs the stage unless it has finished. A failed stage throws: UserError when it exited with status 2 (bad
