@@ -105,6 +105,10 @@ void make_fixture_runs(const fs::path& d) {
     write_jsonl(d / name / "metrics.jsonl", m);
     t::write_file(d / name / "config.toml", "[data.train]\nplugin = \"synthetic\"\n");
   }
+  // Supervised image pre-training (Image Sup) runs in finetune mode; the suite lists it without a column.
+  write_json(d / "img_sup" / "results.json", {{"mode", "finetune"}, {"steps", 30}, {"top1", 0.9}});
+  write_jsonl(d / "img_sup" / "metrics.jsonl", {{{"step", 30}, {"loss", 0.25}, {"acc_train", 0.95}},
+                                                {{"step", 30}, {"epoch", 1}, {"val_top1", 0.9}}});
   // The probe of the BEVT model: full 75%, motion collapses under the probes, appearance does not.
   write_json(d / "probe_bevt" / "results.json", {{"mode", "probe"},
                                                 {"top1", 0.75},
@@ -117,7 +121,8 @@ void make_fixture_runs(const fs::path& d) {
               {"title", "fixture suite"},
               {"reference", (d / "ref.csv").string()},
               {"stages",
-               {{{"work_dir", (d / "pre_i").string()}, {"row", "BEVT-I"}},
+               {{{"work_dir", (d / "img_sup").string()}, {"row", "Image Sup"}},
+                {{"work_dir", (d / "pre_i").string()}, {"row", "BEVT-I"}},
                 {{"work_dir", (d / "pre_bevt").string()}, {"row", "BEVT"}},
                 {{"work_dir", (d / "ft_i").string()}, {"row", "BEVT-I"}, {"column", "synthetic"}},
                 {{"work_dir", (d / "ft_bevt").string()}, {"row", "BEVT"}, {"column", "synthetic"}},
@@ -152,6 +157,9 @@ TEST(Report, TablesAndPlotsFromFinishedRuns) {
   std::string pre = read_text(d / "out" / "pretrain.csv");
   EXPECT_TRUE(contains(pre, "BEVT-I,image,40,3.000,40.0,,\n")) << pre;
   EXPECT_TRUE(contains(pre, "BEVT,image+video,40,3.000,40.0,3.000,40.0\n")) << pre;
+  // Image Sup is a pre-training row, not a fine-tuning cell.
+  EXPECT_TRUE(contains(pre, "Image Sup,supervised,30,0.250,95.0,,\n")) << pre;
+  EXPECT_FALSE(contains(ft, "Image Sup")) << ft;
 
   expect_chart(d / "out" / "pretrain_loss.png", 2);  // one colour per run
   expect_chart(d / "out" / "pretrain_acc.png", 2);

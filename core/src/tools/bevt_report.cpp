@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <cctype>
 #include <filesystem>
+#include <functional>
 #include <iostream>
 #include <optional>
 
@@ -41,10 +42,10 @@ size_t distinct_columns(const std::vector<const Run*>& runs) {
   return cols.size();
 }
 
-std::vector<const Run*> runs_of(const Inputs& in, const std::string& mode) {
+std::vector<const Run*> runs_where(const Inputs& in, const std::function<bool(const Run&)>& keep) {
   std::vector<const Run*> out;
   for (const auto& r : in.runs)
-    if (r.mode == mode) out.push_back(&r);
+    if (keep(r)) out.push_back(&r);
   return out;
 }
 
@@ -115,8 +116,9 @@ BarChart probe_chart(const std::vector<const Run*>& runs, const std::string& col
     if (full.contains("per_family") && full["per_family"].is_object())
       for (const auto& [k, v] : full["per_family"].items()) fams.push_back(k);
     if (fams.empty()) fams.push_back("");
+    c.super_groups.push_back({r->row, fams.size()});  // the strategy under its class families
     for (const auto& f : fams) {
-      c.group_names.push_back(f.empty() ? r->row : r->row + "\n" + f);
+      c.group_names.push_back(f.empty() ? "all classes" : f);
       std::vector<double> vals;
       for (const char* v : {"full", "single_frame", "shuffled"}) {
         const auto& part = r->results.contains(v) ? r->results[v] : nlohmann::json();
@@ -186,13 +188,13 @@ int main(int argc, char** argv) {
                      " runs.\n\n";
     Table ft = finetune_table(in.runs, ref ? &*ref : nullptr);
     section(md, ft, out, "finetune.csv");
-    auto finetunes = runs_of(in, "finetune");
+    auto finetunes = runs_where(in, [](const Run& r) { return r.is_finetune(); });
     if (auto c = finetune_chart(finetunes, true)) image(md, out, "finetune_acc.png", render_png(*c), "fine-tune accuracy");
     if (auto c = finetune_chart(finetunes, false)) image(md, out, "finetune_loss.png", render_png(*c), "fine-tune loss");
 
     Table pt = probe_table(in.runs);
     section(md, pt, out, "probe.csv");
-    auto probes = runs_of(in, "probe");
+    auto probes = runs_where(in, [](const Run& r) { return r.mode == "probe"; });
     std::vector<std::string> probe_cols;
     for (const auto* r : probes)
       if (std::find(probe_cols.begin(), probe_cols.end(), r->column) == probe_cols.end()) probe_cols.push_back(r->column);
@@ -201,7 +203,7 @@ int main(int argc, char** argv) {
 
     Table pre = pretrain_table(in.runs);
     section(md, pre, out, "pretrain.csv");
-    auto pretrains = runs_of(in, "pretrain");
+    auto pretrains = runs_where(in, [](const Run& r) { return r.mode == "pretrain"; });
     if (auto c = pretrain_chart(pretrains, "loss_", 1.0, "Pre-training loss (dashed: image stream, solid: video)",
                                 "masked-token cross-entropy"))
       image(md, out, "pretrain_loss.png", render_png(*c), "pre-training loss");

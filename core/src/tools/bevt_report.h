@@ -17,6 +17,11 @@ struct Run {
   std::string dir;
   std::string mode;          // results.json "mode": pretrain | finetune | test | probe | tokenizer
   std::string row, column;   // table row (pre-training strategy) and column (dataset)
+  // A fine-tune run that a suite lists without a column is a pre-training run: supervised image
+  // pre-training (Image Sup) trains in finetune mode but is a row's starting point, not a dataset's cell.
+  bool supervised_pretraining = false;
+  bool is_pretraining() const { return mode == "pretrain" || supervised_pretraining; }
+  bool is_finetune() const { return mode == "finetune" && !supervised_pretraining; }
   nlohmann::json results;
   std::vector<nlohmann::json> metrics;  // metrics.jsonl, one object per line (empty for test / probe)
 };
@@ -72,12 +77,16 @@ struct BarChart {
   std::string title, ylabel;
   std::vector<std::string> bar_names;   // one colour each, in the legend
   std::vector<std::string> group_names;
+  // Consecutive groups under one label on a second line (e.g. a strategy over its class families); empty =
+  // none. The counts add up to the number of groups.
+  std::vector<std::pair<std::string, size_t>> super_groups;
   std::vector<std::vector<double>> values;  // [group][bar]; NaN = missing
   double ymax = 100;
   double reference_line = NAN;  // dashed horizontal line (chance), NaN = none
   std::string reference_label;
 };
-// PNG bytes of the chart (OpenCV), `width` x `height` pixels.
+// PNG bytes of the chart (OpenCV), `width` x `height` pixels; a bar chart of many groups grows wider than
+// `width` so that its labels stay readable.
 std::vector<unsigned char> render_png(const LineChart& c, int width = 960, int height = 540);
 std::vector<unsigned char> render_png(const BarChart& c, int width = 960, int height = 540);
 

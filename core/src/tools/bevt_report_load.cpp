@@ -88,7 +88,8 @@ struct Loader {
   Inputs in;
   std::set<std::string> seen;
 
-  void load(const std::string& dir, const std::string& row, const std::string& column, int depth) {
+  void load(const std::string& dir, const std::string& row, const std::string& column, int depth,
+            bool in_suite = false) {
     if (depth > 8) throw UserError(fmt::format("{}: suites or pipelines nest more than 8 deep", dir));
     if (!fs::is_directory(dir))
       throw UserError(fmt::format("{}: no such run folder (give the work_dir of a finished run, pipeline or suite)", dir));
@@ -114,7 +115,7 @@ struct Loader {
           throw UserError(fmt::format("{}: stage work_dir '{}' not found (run bevt-report from the folder the suite "
                                       "or pipeline ran in)",
                                       res_file.string(), wd));
-        load(wd, s.value("row", ""), s.value("column", ""), depth + 1);
+        load(wd, s.value("row", ""), s.value("column", ""), depth + 1, res.value("mode", "") == "suite");
       }
       return;
     }
@@ -124,6 +125,7 @@ struct Loader {
     r.mode = res.value("mode", "");
     r.row = row.empty() ? fs::path(dir).lexically_normal().filename().string() : row;
     if (r.row.empty()) r.row = fs::path(dir).lexically_normal().parent_path().filename().string();
+    r.supervised_pretraining = in_suite && column.empty() && r.mode == "finetune";
     r.column = column.empty() ? dataset_of(fs::path(dir) / "config.toml", r.mode) : column;
     if (r.column.empty()) r.column = "-";
     fs::path metrics = fs::path(dir) / "metrics.jsonl";

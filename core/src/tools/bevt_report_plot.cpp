@@ -109,7 +109,8 @@ Axis make_axis(double lo, double hi, int target, bool snap = true) {
 
 std::vector<unsigned char> encode(const cv::Mat& img) {
   std::vector<unsigned char> buf;
-  if (!cv::imencode(".png", img, buf)) throw RunError("bevt-report: OpenCV could not encode a PNG");
+  if (!cv::imencode(".png", img, buf, {cv::IMWRITE_PNG_COMPRESSION, 9}))
+    throw RunError("bevt-report: OpenCV could not encode a PNG");
   return buf;
 }
 
@@ -139,8 +140,15 @@ struct LegendEntry {
   cv::Scalar colour;
   bool dashed = false, box = false;
 };
+// Pixels the legend needs right of the frame: the sample, the longest label (up to 300 pixels) and margins.
+int legend_width(const std::vector<std::string>& labels) {
+  int w = 0;
+  for (const auto& l : labels) w = std::max(w, text_size(l, kSmall).width);
+  return 16 + 32 + std::clamp(w, 120, 300) + 12;
+}
+
 void draw_legend(cv::Mat& img, const Frame& f, const std::vector<LegendEntry>& entries) {
-  int x = f.right + 16, y = f.top + 8, room = img.cols - x - 34;
+  int x = f.right + 16, y = f.top + 8, room = img.cols - x - 36;
   for (const auto& e : entries) {
     if (y > img.rows - 10) break;
     if (e.box) {
@@ -171,7 +179,9 @@ std::vector<unsigned char> render_png(const LineChart& c, int width, int height)
   cv::Mat img(height, width, CV_8UC3, kWhite);
   int label_w = 0;
   for (double v : ya.ticks()) label_w = std::max(label_w, text_size(tick_label(v, ya.step), kSmall).width);
-  Frame f{46 + label_w, 44, width - 230, height - 58};
+  std::vector<std::string> labels;
+  for (const auto& s : c.series) labels.push_back(s.label);
+  Frame f{46 + label_w, 44, width - legend_width(labels), height - 58};
   put(img, c.title, (f.left + f.right) / 2, 28, kTitle, Align::Centre);
   draw_y_axis(img, f, ya, c.ylabel);
   auto px = [&](double v) { return f.left + (v - xa.lo) / (xa.hi - xa.lo) * f.width(); };
@@ -215,10 +225,15 @@ std::vector<unsigned char> render_png(const BarChart& c, int width, int height) 
   Axis ya = make_axis(0, top, 5);
   ya.lo = 0;
 
+  std::vector<std::string> labels = c.bar_names;
+  if (std::isfinite(c.reference_line)) labels.push_back(c.reference_label);
+  const int legend_w = legend_width(labels);
+  width = std::max(width, 120 + legend_w + 84 * static_cast<int>(G));  // about 84 pixels per group at least
+  const bool two_level = !c.super_groups.empty();
   cv::Mat img(height, width, CV_8UC3, kWhite);
   int label_w = 0;
   for (double v : ya.ticks()) label_w = std::max(label_w, text_size(tick_label(v, ya.step), kSmall).width);
-  Frame f{46 + label_w, 44, width - 200, height - 70};
+  Frame f{46 + label_w, 44, width - legend_w, height - (two_level ? 64 : 70)};
   put(img, c.title, (f.left + f.right) / 2, 28, kTitle, Align::Centre);
   draw_y_axis(img, f, ya, c.ylabel);
   auto py = [&](double v) { return f.bottom - (v - ya.lo) / (ya.hi - ya.lo) * f.height(); };
@@ -249,9 +264,21 @@ std::vector<unsigned char> render_png(const BarChart& c, int width, int height) 
       start = nl + 1;
     }
     if (g > 0) {
-      int x = static_cast<int>(std::lround(f.left + g * gw));
+      int x = static_cast<int>(std::lround(f.left + static_cast<double>(g) * gw));
       cv::line(img, {x, f.bottom}, {x, f.bottom + 6}, kBlack, 1);
     }
+  }
+  // Second line: each super-group's label centred under its groups, long ticks between super-groups.
+  size_t first = 0;
+  for (const auto& [label, count] : c.super_groups) {
+    const double x0 = f.left + static_cast<double>(first) * gw, x1 = x0 + static_cast<double>(count) * gw;
+    put(img, fit(label, static_cast<int>(x1 - x0) - 6, kSmall), static_cast<int>((x0 + x1) / 2), f.bottom + 40,
+        kSmall, Align::Centre);
+    if (first > 0) {
+      int x = static_cast<int>(std::lround(x0));
+      cv::line(img, {x, f.bottom}, {x, f.bottom + 46}, kBlack, 1);
+    }
+    first += count;
   }
   std::vector<LegendEntry> legend;
   for (size_t b = 0; b < B; ++b) legend.push_back({c.bar_names[b], colour(static_cast<int>(b)), false, true});

@@ -75,7 +75,7 @@ Table finetune_table(const std::vector<Run>& runs, const Reference* ref) {
   std::vector<std::string> rows, cols;
   std::map<std::pair<std::string, std::string>, std::pair<int, double>> cell;  // → (priority, top-1)
   for (const auto& r : runs) {
-    int prio = r.mode == "finetune" ? 1 : (r.mode == "test" || r.mode == "probe") ? 2 : 0;
+    int prio = r.is_finetune() ? 1 : (r.mode == "test" || r.mode == "probe") ? 2 : 0;
     auto top1 = number_at(r.results, {"top1"});
     if (!prio || !top1) continue;
     add_unique(rows, r.row);
@@ -142,24 +142,36 @@ Table pretrain_table(const std::vector<Run>& runs) {
   Table t;
   t.title = "Pre-training: last logged loss and masked-token accuracy (%) per stream";
   t.header = {"pre-training", "streams", "steps", "loss image", "acc image", "loss video", "acc video"};
+  bool supervised = false;
   for (const auto& r : runs) {
-    if (r.mode != "pretrain") continue;
+    if (!r.is_pretraining()) continue;
     std::string streams;
     if (r.results.contains("streams") && r.results["streams"].is_array())
       for (const auto& s : r.results["streams"]) streams += (streams.empty() ? "" : "+") + s.get<std::string>();
+    if (r.supervised_pretraining) streams = "supervised";
+    supervised = supervised || r.supervised_pretraining;
     auto steps = number_at(r.results, {"steps"});
     std::vector<std::string> line{r.row, streams, steps ? fmt::format("{:.0f}", *steps) : ""};
     for (const char* s : {"image", "video"}) {
+      // A supervised run's classification loss and training accuracy stand in its image columns.
+      std::string loss_key = std::string("loss_") + s, acc_key = std::string("acc_") + s;
+      if (r.supervised_pretraining) {
+        loss_key = std::string(s) == "image" ? "loss" : "-";
+        acc_key = std::string(s) == "image" ? "acc_train" : "-";
+      }
       std::optional<double> loss, acc;
       for (auto it = r.metrics.rbegin(); it != r.metrics.rend() && !loss; ++it) {
-        loss = number_at(*it, {std::string("loss_") + s});
-        acc = number_at(*it, {std::string("acc_") + s});
+        loss = number_at(*it, {loss_key});
+        acc = number_at(*it, {acc_key});
       }
       line.push_back(loss ? fmt::format("{:.3f}", *loss) : "");
       line.push_back(acc ? pct(*acc) : "");
     }
     t.rows.push_back(line);
   }
+  if (supervised)
+    t.note = "supervised: image classification (Image Sup); its image columns are the classification loss and "
+             "training accuracy.";
   return t;
 }
 
