@@ -340,9 +340,11 @@ TEST(Datasets, SyntheticPlugin) {
   ASSERT_EQ(ds->size(), 16u);
   EXPECT_TRUE(ds->is_video());
   auto names = ds->class_names();
-  ASSERT_EQ(names.size(), 8u);
+  // Every class, motion first: 8 motion (4 orders, 4 screen directions) and 4 appearance classes.
+  ASSERT_EQ(names.size(), 12u);
   EXPECT_EQ(names[0].rfind("motion/", 0), 0u);
-  EXPECT_EQ(names[7].rfind("appearance/", 0), 0u);
+  EXPECT_EQ(names[7].rfind("motion/", 0), 0u);
+  EXPECT_EQ(names[8].rfind("appearance/", 0), 0u);
   Rng rng(0);
   auto s = ds->get(5, rng);
   EXPECT_EQ(s.label, 5);
@@ -391,7 +393,7 @@ mask_ratio = 0.5
   std::ifstream f(d / "out" / "summary.json");
   auto j = nlohmann::json::parse(f);
   EXPECT_EQ(j["samples"].get<int64_t>(), 12);
-  EXPECT_EQ(j["classes"].size(), 8u);
+  EXPECT_EQ(j["classes"].size(), 12u);
   EXPECT_TRUE(j["bad_files"].empty());
   EXPECT_TRUE(fs::exists(d / "out" / "sample_000.png"));
   auto masked = test::run(fmt::format("{} {}/exp.toml --stream video --show 1 --check 0 --masker model.masker "
