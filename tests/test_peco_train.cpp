@@ -12,9 +12,12 @@
 #include <thread>
 
 #include "bevt/safetensors.h"
-#include "test_util.h"
+#include "test_run_util.h"
 
 namespace t = bevt::test;
+using t::bevt_run;
+using t::read_jsonl;
+using t::same_tensors;
 namespace fs = std::filesystem;
 
 namespace {
@@ -43,27 +46,6 @@ std::string peco_run_toml(const fs::path& wd, int steps, const std::string& extr
          images("data.train", 32, 32) +
          "[loader]\nbatch_size = 8\nworkers = 1\n[optim]\nlr = 2e-3\nweight_decay = 0.0\nbetas = [0.5, 0.9]\n"
          "warmup_steps = 0\nclip_grad = 1.0\n";
-}
-
-std::vector<nlohmann::json> read_jsonl(const fs::path& p) {
-  std::ifstream in(p);
-  std::vector<nlohmann::json> out;
-  std::string line;
-  while (std::getline(in, line))
-    if (!line.empty()) out.push_back(nlohmann::json::parse(line));
-  return out;
-}
-
-t::CmdResult bevt_run(const fs::path& exp, const std::string& extra = "") {
-  return t::run(t::bin("bevt-run") + " " + exp.string() + " " + extra);
-}
-
-bool same_tensors(const fs::path& a, const fs::path& b) {
-  auto x = bevt::load_safetensors(a.string()).tensors, y = bevt::load_safetensors(b.string()).tensors;
-  if (x.size() != y.size()) return false;
-  for (const auto& [k, v] : x)
-    if (!y.count(k) || !torch::equal(v, y.at(k))) return false;
-  return true;
 }
 
 size_t count_prefix(const bevt::TensorMap& m, const std::string& prefix) {

@@ -10,9 +10,13 @@
 
 #include "bevt/safetensors.h"
 #include "host/train/optim.h"
-#include "test_util.h"
+#include "test_run_util.h"
 
 namespace t = bevt::test;
+using t::bevt_run;
+using t::read_json;
+using t::read_jsonl;
+using t::same_tensors;
 namespace fs = std::filesystem;
 
 namespace {
@@ -45,34 +49,6 @@ std::string pretrain_toml(const fs::path& wd, int steps) {
          "[masker.video]\nplugin = \"bevt_tube\"\nnum_masking_patches = 2\nmin_num_patches = 1\n" +
          clips("data.image", "train", 32, false) + clips("data.video", "train", 32) +
          "[loader]\nbatch_size = 4\nimage_batch_size = 4\nworkers = 2\n[optim]\nlr = 1e-3\nwarmup_steps = 2\n";
-}
-
-nlohmann::json read_json(const fs::path& p) {
-  std::ifstream in(p);
-  nlohmann::json j;
-  in >> j;
-  return j;
-}
-
-std::vector<nlohmann::json> read_jsonl(const fs::path& p) {
-  std::ifstream in(p);
-  std::vector<nlohmann::json> out;
-  std::string line;
-  while (std::getline(in, line))
-    if (!line.empty()) out.push_back(nlohmann::json::parse(line));
-  return out;
-}
-
-t::CmdResult bevt_run(const fs::path& exp, const std::string& extra = "") {
-  return t::run(t::bin("bevt-run") + " " + exp.string() + " " + extra);
-}
-
-bool same_tensors(const fs::path& a, const fs::path& b) {
-  auto x = bevt::load_safetensors(a.string()).tensors, y = bevt::load_safetensors(b.string()).tensors;
-  if (x.size() != y.size()) return false;
-  for (const auto& [k, v] : x)
-    if (!y.count(k) || !torch::equal(v, y.at(k))) return false;
-  return true;
 }
 
 }  // namespace
