@@ -1147,3 +1147,13 @@ def human_bytes(n):
 
 if __name__ == "__main__":
     sys.exit("bevt_pth is a module; use tools/convert_checkpoint.py or tools/convert_dalle.py")
+
+
+def fail(prog, exc):
+    """Reports a failed conversion in one line on stderr; returns the exit status (2: bad input, 1: OS error)."""
+    if isinstance(exc, CheckpointError):
+        msg = str(exc).splitlines()[0] if str(exc) else "error"
+        print(f"{prog}: {msg}", file=sys.stderr)
+        return 2
+    print(f"{prog}: {exc.filename or ''}: {exc.strerror or exc}", file=sys.stderr)
+    return 1

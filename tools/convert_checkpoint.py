@@ -198,12 +198,8 @@ def main(argv=None):
         if bp.sniff(args.src) == "safetensors":
             return to_pth(args)
         return to_safetensors(args)
-    except bp.CheckpointError as e:
-        print(f"{PROG}: {str(e).splitlines()[0] if str(e) else 'error'}", file=sys.stderr)
-        return 2
-    except OSError as e:
-        print(f"{PROG}: {e.filename or ''}: {e.strerror or e}", file=sys.stderr)
-        return 1
+    except (bp.CheckpointError, OSError) as e:
+        return bp.fail(PROG, e)
 
 
 if __name__ == "__main__":

@@ -101,12 +101,8 @@ def main(argv=None):
         meta = {"format": "pt", "source": os.path.basename(args.src), "converted_by": "bevt tools/convert_dalle.py"}
         meta.update({k: str(v) for k, v in arch.items()})
         bp.save_safetensors(args.dst, tensors, meta)
-    except bp.CheckpointError as e:
-        print(f"{PROG}: {str(e).splitlines()[0] if str(e) else 'error'}", file=sys.stderr)
-        return 2
-    except OSError as e:
-        print(f"{PROG}: {e.filename or ''}: {e.strerror or e}", file=sys.stderr)
-        return 1
+    except (bp.CheckpointError, OSError) as e:
+        return bp.fail(PROG, e)
     params = sum(t.numel for t in tensors.values())
     print(f"read {args.src}: {layout}")
     print(f"wrote {args.dst}: {len(tensors)} tensors, {params / 1e6:.1f}M parameters (float32)")
