@@ -28,7 +28,7 @@ const std::vector<std::pair<std::string, std::vector<KeySpec>>>& host_sections()
            key("log_every", 10, "steps between log lines and metrics.jsonl records"),
            key("ckpt_every", 0, "steps between checkpoints; 0 = only at the end"),
            key("keep_last", 3, "checkpoints kept besides the best"),
-           key("threads", 0, "intra-op CPU threads; 0 = torch's default"),
+           key("threads", 0, "intra-op CPU threads; 0 = OMP_NUM_THREADS when set, else every core the process may use"),
            key("precision", "fp32", "fp32 | bf16 | fp16: autocast on CUDA (fp16 with dynamic loss scaling)"),
        }},
       {"optim",

@@ -2,10 +2,14 @@
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
 
+#include <sched.h>
+
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <iostream>
+#include <thread>
 
 #include "../host/cli_util.h"
 #include "../host/compose.h"
@@ -23,6 +27,15 @@
 namespace fs = std::filesystem;
 using namespace bevt;
 using namespace bevt::host;
+
+namespace {
+// The CPUs this process may run on (its affinity mask, which containers and taskset narrow), at least 1.
+int usable_cores() {
+  cpu_set_t set;
+  if (sched_getaffinity(0, sizeof(set), &set) == 0) return std::max(1, CPU_COUNT(&set));
+  return static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+}
+}  // namespace
 
 int main(int argc, char** argv) {
   CLI::App app{"bevt-run: BERT-style pre-training of video transformers, composed from plugins"};
@@ -101,7 +114,13 @@ int main(int argc, char** argv) {
       dist::init(*launch, dist::Settings::from(host_section(root, "dist")), run.device, root.to_toml());
       if (!dist::is_main() && !app.count("--log-level")) set_log_level(LogLevel::Warn);
     }
-    if (run.threads > 0) torch::set_num_threads(static_cast<int>(run.threads));
+    // Debian's libtorch 1.13 starts OpenMP with one thread when OMP_NUM_THREADS is unset (measured on a
+    // 2-core Debian 12 box: at::get_num_threads() == 1), so "0" means every core this process may run on.
+    if (run.threads > 0) {
+      torch::set_num_threads(static_cast<int>(run.threads));
+    } else if (!std::getenv("OMP_NUM_THREADS")) {
+      torch::set_num_threads(usable_cores());
+    }
     // Parameter initialisation, dropout and drop path draw from torch's generator: seed it from the
     // experiment before any component is built, so the same config and seed give the same numbers.
     torch::manual_seed(run.seed);
@@ -120,8 +139,8 @@ int main(int argc, char** argv) {
       cfg_file.commit();
       set_log_file((fs::path(run.work_dir) / "log.txt").string());
     }
-    log_info("experiment {} → {} (mode {}, device {}, seed {})", experiment, run.work_dir, run.mode, run.device,
-             run.seed);
+    log_info("experiment {} → {} (mode {}, device {}, seed {}, {} CPU threads)", experiment, run.work_dir, run.mode,
+             run.device, run.seed, torch::get_num_threads());
     int rc = 0;
     try {
       rc = (*runner)(RunContext{root, run, comp, registry, experiment, resume, hash, run_hash});
