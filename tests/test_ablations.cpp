@@ -381,9 +381,9 @@ TEST(Ablations, EverySuiteLoadsAndItsComponentsValidate) {
   for (const auto& e : fs::recursive_directory_iterator(root))
     if (e.path().filename() == "suite.toml") suites.push_back(e.path().parent_path());
   std::sort(suites.begin(), suites.end());
-  ASSERT_GE(suites.size(), 10u);
+  ASSERT_GE(suites.size(), 11u);
   for (const char* name : {"strategy", "tokenizer", "init", "temporal", "timesformer", "mini/strategy", "mini/tokenizer",
-                           "mini/init", "mini/temporal", "mini/timesformer"})
+                           "mini/init", "mini/temporal", "mini/timesformer", "mini/seeds"})
     EXPECT_NE(std::find(suites.begin(), suites.end(), root / name), suites.end()) << name;
   for (const auto& s : suites) {
     SCOPED_TRACE(s.string());
