@@ -314,6 +314,47 @@ TEST(Suite, FailedExperimentStopsTheSuiteAndARerunResumesIt) {
   expect_chart(d / "report" / "finetune_loss.png", 1);
 }
 
+TEST(Suite, AStageRerunsWhenTheWeightsItStartedFromChange) {
+  // The probe starts from the fine-tune's work_dir. Its own experiment file never changes; the skip must still
+  // notice when the fine-tune was rerun with another recipe (other weights), and only then.
+  auto d = t::temp_dir("suite_inputs");
+  const fs::path s = d / "suite", cache = d / "cache";
+  t::write_file(s / "a_finetune.toml", finetune_toml(d / "ft", cache));
+  t::write_file(s / "b_probe.toml", probe_toml(d / "probe", d / "ft", cache));
+  t::write_file(s / "suite.toml", "[suite]\nwork_dir = \"" + (d / "suite_out").string() +
+                                      "\"\n\n[[experiment]]\nfile = \"a_finetune.toml\"\n\n[[experiment]]\n"
+                                      "file = \"b_probe.toml\"\n");
+  auto suite = [&] { return t::run(t::bin("bevt-run") + " --suite " + s.string()); };
+  auto r = suite();
+  ASSERT_EQ(r.status, 0) << r.output;
+  auto recorded = read_json(d / "probe" / "results.json")["inputs"];
+  ASSERT_TRUE(recorded.contains("init.checkpoint")) << recorded.dump();
+  EXPECT_TRUE(contains(recorded["init.checkpoint"]["file"].get<std::string>(), "model.safetensors"));
+  EXPECT_EQ(read_json(d / "probe" / "inputs.json"), recorded);
+
+  // The fine-tune reruns from scratch with the same recipe: the same weights, so the probe stays finished.
+  fs::remove_all(d / "ft");
+  r = suite();
+  ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_TRUE(contains(r.output, "experiment a_finetune.toml: bevt-run")) << r.output;
+  EXPECT_TRUE(contains(r.output, "experiment b_probe.toml: finished earlier")) << r.output;
+
+  // Another recipe upstream (a higher learning rate): other weights, so the probe runs again and records them.
+  t::write_file(s / "a_finetune.toml", finetune_toml(d / "ft", cache) + "[optim]\nlr = 0.01\n");
+  r = suite();
+  ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_TRUE(contains(r.output, "experiment a_finetune.toml: bevt-run")) << r.output;
+  EXPECT_TRUE(contains(r.output, "experiment b_probe.toml: finished earlier, but init.checkpoint (")) << r.output;
+  EXPECT_TRUE(contains(r.output, "experiment b_probe.toml: bevt-run")) << r.output;
+  EXPECT_TRUE(contains(r.output, "2 experiments, 2 ran")) << r.output;
+  auto now = read_json(d / "probe" / "results.json")["inputs"];
+  EXPECT_NE(now["init.checkpoint"]["digest"], recorded["init.checkpoint"]["digest"]);
+
+  r = suite();
+  ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_TRUE(contains(r.output, "2 experiments, 0 ran, 2 finished earlier")) << r.output;
+}
+
 TEST(Suite, OrderAndBadInput) {
   auto d = t::temp_dir("suite_bad");
   auto suite = [&](const fs::path& dir) { return t::run(t::bin("bevt-run") + " --suite " + dir.string()); };

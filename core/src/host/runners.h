@@ -3,6 +3,7 @@
 #pragma once
 
 #include <functional>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
@@ -19,6 +20,7 @@ struct RunContext {
   bool resume = false;
   std::string config_hash;  // experiment_hash of the experiment as written
   std::string run_hash;     // the same with the run length (results.json: what pipelines and suites compare)
+  nlohmann::json inputs = nlohmann::json::object();  // weight files read, with digests (train/inputs.h)
 };
 
 // Registers the built-in run modes (pretrain, finetune, test, probe, tokenizer, pipeline).

@@ -18,6 +18,8 @@
 #include "../host/experiment.h"
 #include "../host/runners.h"
 #include "../host/sections.h"
+#include "../host/train/checkpoint.h"
+#include "../host/train/inputs.h"
 #include "../host/train/suite.h"
 #include "bevt/atomic_file.h"
 #include "bevt/error.h"
@@ -139,11 +141,17 @@ int main(int argc, char** argv) {
       cfg_file.commit();
       set_log_file((fs::path(run.work_dir) / "log.txt").string());
     }
+    // The weight files this run starts from, as they are now: pipelines and suites rerun it when they change.
+    nlohmann::json inputs = nlohmann::json::object();
+    if (dist::is_main() && run.mode != "pipeline") {
+      inputs = train::input_digests(train::input_candidates(root));
+      train::write_text_atomic((fs::path(run.work_dir) / "inputs.json").string(), inputs.dump(2) + "\n");
+    }
     log_info("experiment {} → {} (mode {}, device {}, seed {}, {} CPU threads)", experiment, run.work_dir, run.mode,
              run.device, run.seed, torch::get_num_threads());
     int rc = 0;
     try {
-      rc = (*runner)(RunContext{root, run, comp, registry, experiment, resume, hash, run_hash});
+      rc = (*runner)(RunContext{root, run, comp, registry, experiment, resume, hash, run_hash, inputs});
     } catch (const std::exception& e) {
       dist::report_failure(first_line(e.what()));  // the other ranks exit naming this one
       throw;

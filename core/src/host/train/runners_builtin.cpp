@@ -21,6 +21,7 @@ void write_results(const RunContext& ctx, nlohmann::json results) {
   results["seed"] = ctx.run.seed;
   results["config_hash"] = ctx.config_hash;
   results["run_hash"] = ctx.run_hash;
+  results["inputs"] = ctx.inputs;
   write_text_atomic((std::filesystem::path(ctx.run.work_dir) / "results.json").string(), results.dump(2) + "\n");
 }
 }  // namespace train

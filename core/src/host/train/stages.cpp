@@ -48,28 +48,67 @@ StagePlan plan_stage(const std::string& name, const std::string& file, const Sta
   p.hash = experiment_hash(sc);
   p.run_hash = experiment_hash(sc, true);
   p.work_dir = resolve_run(sc, file).work_dir;
+  p.inputs = input_candidates(sc);
   return p;
 }
 
-std::optional<nlohmann::json> finished_results(const StagePlan& plan) {
+namespace {
+// The weight inputs whose file changed since the run recorded them (none when it recorded nothing: results
+// written before inputs were recorded are taken as they are).
+std::vector<std::string> changed_since(const StagePlan& plan, const std::optional<nlohmann::json>& recorded) {
+  if (!recorded || !recorded->is_object()) return {};
+  return changed_inputs(*recorded, input_digests(plan.inputs));
+}
+
+std::optional<nlohmann::json> results_of_this_experiment(const StagePlan& plan) {
   auto res = read_json(fs::path(plan.work_dir) / "results.json");
   if (res && res->is_object() && res->value("run_hash", "") == plan.run_hash) return res;
   return std::nullopt;
 }
 
+// "init.checkpoint (work_dirs/x/checkpoints/step_300/model.safetensors)", joined by ", ".
+std::string describe_inputs(const std::vector<std::string>& keys, const nlohmann::json& recorded) {
+  std::string out;
+  for (const auto& k : keys) {
+    if (!out.empty()) out += ", ";
+    out += k;
+    if (recorded.contains(k) && recorded[k].is_object()) out += " (" + recorded[k].value("file", "") + ")";
+  }
+  return out;
+}
+
+std::optional<nlohmann::json> recorded_inputs(const nlohmann::json& res) {
+  if (res.contains("inputs")) return res["inputs"];
+  return std::nullopt;
+}
+}  // namespace
+
+std::optional<nlohmann::json> finished_results(const StagePlan& plan) {
+  auto res = results_of_this_experiment(plan);
+  if (res && changed_since(plan, recorded_inputs(*res)).empty()) return res;
+  return std::nullopt;
+}
+
 StageOutcome run_stage(const StagePlan& plan, const StageOptions& opts) {
   StageOutcome out;
-  if (auto done = finished_results(plan)) {
-    log_info("{} {}: finished earlier ({}/results.json), skipped", opts.kind, plan.name, plan.work_dir);
-    out.results = *done;
-    out.skipped = true;
-    return out;
+  if (auto res = results_of_this_experiment(plan)) {
+    auto changed = changed_since(plan, recorded_inputs(*res));
+    if (changed.empty()) {
+      log_info("{} {}: finished earlier ({}/results.json), skipped", opts.kind, plan.name, plan.work_dir);
+      out.results = *res;
+      out.skipped = true;
+      return out;
+    }
+    log_info("{} {}: finished earlier, but {} changed since; running it again", opts.kind, plan.name,
+             describe_inputs(changed, *recorded_inputs(*res)));
   }
-  // Resume an interrupted stage, but only from a checkpoint of the same experiment.
+  // Resume an interrupted stage, but only from a checkpoint of the same experiment that started from the same
+  // weight files (work_dir/inputs.json, written when the run started).
   bool resume = false;
   if (auto last = last_checkpoint(plan.work_dir)) {
     auto trainer = read_json(fs::path(*last) / "trainer.json");
-    resume = trainer && trainer->is_object() && trainer->value("config_hash", "") == plan.hash;
+    resume = trainer && trainer->is_object() && trainer->value("config_hash", "") == plan.hash &&
+             changed_since(plan, read_json(fs::path(plan.work_dir) / "inputs.json")).empty();
   }
   std::string cmd = shell_quote((fs::path(executable_dir()) / "bevt-run").string()) + " " + shell_quote(plan.file);
   for (const auto& o : opts.overrides) cmd += " --set " + shell_quote(o);

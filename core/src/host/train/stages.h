@@ -1,6 +1,6 @@
 // Running experiment files one after another, each in its own bevt-run process: what run.mode = "pipeline"
-// and `bevt-run --suite DIR` share. A stage whose work_dir/results.json carries the experiment's hash is
-// finished and skipped; an interrupted one resumes from its last checkpoint when that checkpoint came from the
+// and `bevt-run --suite DIR` share. A stage whose work_dir/results.json carries the experiment's hash, and
+// whose weight inputs (init checkpoint, tokenizer...) are the files it read then, is finished and skipped; an interrupted one resumes from its last checkpoint when that checkpoint came from the
 // same experiment. So rerunning a pipeline or a suite after a crash, a kill or a fixed input continues where
 // it stopped.
 #pragma once
@@ -9,6 +9,8 @@
 #include <optional>
 #include <string>
 #include <vector>
+
+#include "inputs.h"
 
 namespace bevt::host::train {
 
@@ -24,6 +26,7 @@ struct StagePlan {
   std::string hash;      // experiment_hash with the overrides applied (checkpoints: resume)
   std::string run_hash;  // the same with the run length (results.json: finished)
   std::string work_dir;  // resolved run.work_dir
+  InputCandidates inputs;  // values that may name weight files it reads (compared when deciding to skip)
 };
 
 struct StageOutcome {
@@ -35,7 +38,8 @@ struct StageOutcome {
 // before any earlier stage runs. Throws UserError naming the file and line.
 StagePlan plan_stage(const std::string& name, const std::string& file, const StageOptions& opts);
 
-// The results of a finished stage (results.json holding plan.run_hash), if there are any.
+// The results of a finished stage (results.json holding plan.run_hash, read from weight files that have not
+// changed since), if there are any.
 std::optional<nlohmann::json> finished_results(const StagePlan& plan);
 
 // Runs the stage unless it has finished. A failed stage throws: UserError when it exited with status 2 (bad

@@ -1,0 +1,97 @@
+#include "inputs.h"
+
+#include <fmt/format.h>
+
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <set>
+#include <string_view>
+
+#include "bevt/config.h"
+#include "checkpoint.h"
+
+namespace fs = std::filesystem;
+
+namespace bevt::host::train {
+
+namespace {
+
+void collect(const Config& table, const std::string& prefix, InputCandidates& out) {
+  for (const auto& k : table.keys()) {
+    const std::string dotted = prefix.empty() ? k : prefix + "." + k;
+    if (dotted == "run" || dotted == "data") continue;
+    auto type = table.type_of(k);
+    if (type == ValueType::Table) {
+      collect(table.get_table(k), dotted, out);
+    } else if (type == ValueType::String) {
+      std::string v = table.get_string(k);
+      if (!v.empty()) out.emplace_back(dotted, std::move(v));
+    }
+  }
+}
+
+// The file a value names, as init.checkpoint would resolve it; empty when it names none.
+std::string weights_file(const std::string& value) {
+  std::error_code ec;
+  const fs::path p(value);
+  if (fs::is_regular_file(p, ec)) return value;
+  if (!fs::is_directory(p, ec)) return {};
+  if (!fs::is_regular_file(p / "model.safetensors", ec) && !last_checkpoint(value)) return {};
+  try {
+    return resolve_model_file(value, value);
+  } catch (const std::exception&) {
+    return {};
+  }
+}
+
+// Content digest (not a cryptographic one: it tells a rewritten file from an unchanged one).
+std::string file_digest(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::string buf(4 << 20, '\0');
+  uint64_t h = 1469598103934665603ull;
+  uint64_t size = 0;
+  while (in) {
+    in.read(buf.data(), static_cast<std::streamsize>(buf.size()));
+    const auto n = static_cast<size_t>(in.gcount());
+    if (n == 0) break;
+    size += n;
+    h ^= std::hash<std::string_view>{}(std::string_view(buf.data(), n)) + 0x9e3779b97f4a7c15ull + (h << 6) + (h >> 2);
+  }
+  h ^= size * 0x100000001b3ull;
+  return fmt::format("{:016x}", h);
+}
+
+}  // namespace
+
+InputCandidates input_candidates(const Config& root) {
+  InputCandidates out;
+  collect(root, "", out);
+  return out;
+}
+
+nlohmann::json input_digests(const InputCandidates& candidates) {
+  nlohmann::json out = nlohmann::json::object();
+  for (const auto& [key, value] : candidates) {
+    std::string file = weights_file(value);
+    if (!file.empty()) out[key] = {{"file", file}, {"digest", file_digest(file)}};
+  }
+  return out;
+}
+
+std::vector<std::string> changed_inputs(const nlohmann::json& recorded, const nlohmann::json& now) {
+  std::set<std::string> keys;
+  auto digest = [](const nlohmann::json& j, const std::string& k) -> std::string {
+    if (!j.is_object() || !j.contains(k) || !j[k].is_object()) return {};
+    return j[k].value("digest", "");
+  };
+  for (const auto* j : {&recorded, &now})
+    if (j->is_object())
+      for (const auto& [k, v] : j->items()) keys.insert(k);
+  std::vector<std::string> out;
+  for (const auto& k : keys)
+    if (digest(recorded, k) != digest(now, k)) out.push_back(k);
+  return out;
+}
+
+}  // namespace bevt::host::train
