@@ -250,18 +250,25 @@ std::string probe_toml(const fs::path& wd, const fs::path& model, const fs::path
          "[loader]\neval_batch_size = 8\n";
 }
 
-}  // namespace
-
-TEST(Suite, FailedExperimentStopsTheSuiteAndARerunResumesIt) {
-  auto d = t::temp_dir("suite_resume");
+// A two-experiment suite in d/suite: a_finetune.toml (work_dir d/ft), then b_probe.toml (work_dir d/probe)
+// reading `model`; both labelled row "tiny", column "synthetic"; results in d/suite_out. Returns the folder.
+fs::path write_finetune_probe_suite(const fs::path& d, const fs::path& model) {
   const fs::path s = d / "suite", cache = d / "cache";
   t::write_file(s / "a_finetune.toml", finetune_toml(d / "ft", cache));
-  // The probe reads a model that is not there yet: the suite stops at it with its exit status (bad input).
-  t::write_file(s / "b_probe.toml", probe_toml(d / "probe", d / "model", cache));
+  t::write_file(s / "b_probe.toml", probe_toml(d / "probe", model, cache));
   t::write_file(s / "suite.toml", "[suite]\nwork_dir = \"" + (d / "suite_out").string() +
                                       "\"\ntitle = \"tiny\"\n\n[[experiment]]\nfile = \"a_finetune.toml\"\nrow = "
                                       "\"tiny\"\ncolumn = \"synthetic\"\n\n[[experiment]]\nfile = \"b_probe.toml\"\n"
                                       "row = \"tiny\"\ncolumn = \"synthetic\"\n");
+  return s;
+}
+
+}  // namespace
+
+TEST(Suite, FailedExperimentStopsTheSuiteAndARerunResumesIt) {
+  auto d = t::temp_dir("suite_resume");
+  // The probe reads a model that is not there yet: the suite stops at it with its exit status (bad input).
+  const fs::path s = write_finetune_probe_suite(d, d / "model");
   auto r = t::run(t::bin("bevt-run") + " --suite " + s.string());
   ASSERT_EQ(r.status, 2) << r.output;
   EXPECT_TRUE(contains(r.output, "experiment b_probe.toml failed on bad input")) << r.output;
@@ -318,12 +325,7 @@ TEST(Suite, AStageRerunsWhenTheWeightsItStartedFromChange) {
   // The probe starts from the fine-tune's work_dir. Its own experiment file never changes; the skip must still
   // notice when the fine-tune was rerun with another recipe (other weights), and only then.
   auto d = t::temp_dir("suite_inputs");
-  const fs::path s = d / "suite", cache = d / "cache";
-  t::write_file(s / "a_finetune.toml", finetune_toml(d / "ft", cache));
-  t::write_file(s / "b_probe.toml", probe_toml(d / "probe", d / "ft", cache));
-  t::write_file(s / "suite.toml", "[suite]\nwork_dir = \"" + (d / "suite_out").string() +
-                                      "\"\n\n[[experiment]]\nfile = \"a_finetune.toml\"\n\n[[experiment]]\n"
-                                      "file = \"b_probe.toml\"\n");
+  const fs::path s = write_finetune_probe_suite(d, d / "ft");
   auto suite = [&] { return t::run(t::bin("bevt-run") + " --suite " + s.string()); };
   auto r = suite();
   ASSERT_EQ(r.status, 0) << r.output;
@@ -340,7 +342,7 @@ TEST(Suite, AStageRerunsWhenTheWeightsItStartedFromChange) {
   EXPECT_TRUE(contains(r.output, "experiment b_probe.toml: finished earlier")) << r.output;
 
   // Another recipe upstream (a higher learning rate): other weights, so the probe runs again and records them.
-  t::write_file(s / "a_finetune.toml", finetune_toml(d / "ft", cache) + "[optim]\nlr = 0.01\n");
+  t::write_file(s / "a_finetune.toml", finetune_toml(d / "ft", d / "cache") + "[optim]\nlr = 0.01\n");
   r = suite();
   ASSERT_EQ(r.status, 0) << r.output;
   EXPECT_TRUE(contains(r.output, "experiment a_finetune.toml: bevt-run")) << r.output;
