@@ -16,6 +16,7 @@
 #include "test_util.h"
 
 namespace t = bevt::test;
+using t::read_text;
 namespace fs = std::filesystem;
 
 namespace {
@@ -31,11 +32,6 @@ std::vector<char> read_bytes(const fs::path& p) {
 
 void write_bytes(const fs::path& p, const std::vector<char>& b) {
   std::ofstream(p, std::ios::binary).write(b.data(), static_cast<std::streamsize>(b.size()));
-}
-
-std::string read_text(const fs::path& p) {
-  std::ifstream in(p);
-  return std::string(std::istreambuf_iterator<char>(in), {});
 }
 
 // Every dtype bevt's safetensors holds, a 0-d and an empty tensor, official-looking names.

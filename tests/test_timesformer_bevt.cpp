@@ -15,6 +15,7 @@
 #include "test_util.h"
 
 namespace t = bevt::test;
+using t::read_text;
 namespace fs = std::filesystem;
 
 namespace {
@@ -61,13 +62,6 @@ nlohmann::json read_json(const fs::path& p) {
   nlohmann::json j;
   in >> j;
   return j;
-}
-
-std::string read_text(const fs::path& p) {
-  std::ifstream in(p);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
 }
 
 std::string run_toml(const fs::path& wd, int steps) {

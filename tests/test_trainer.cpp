@@ -128,6 +128,29 @@ TEST(Trainer, KilledRunResumesBitIdentical) {
   EXPECT_FALSE(fs::exists(d / "b" / "checkpoints" / "step_6.tmp"));
 }
 
+TEST(Trainer, ResumeTakesTheNewestWholeCheckpointNotAStalePointer) {
+  // A kill after step_4 is renamed into place but before checkpoints/last is rewritten leaves the pointer at
+  // step_2, and a kill while step_6 is written leaves step_6.tmp: resume must continue from step_4.
+  auto d = t::temp_dir("trainer_pointer");
+  t::write_file(d / "a.toml", pretrain_toml(d / "a", 6));
+  t::write_file(d / "b.toml", pretrain_toml(d / "b", 6));
+  ASSERT_EQ(bevt_run(d / "a.toml").status, 0);
+  const fs::path a = d / "a" / "checkpoints", b = d / "b" / "checkpoints";
+  fs::create_directories(b);
+  for (const char* s : {"step_2", "step_4"}) fs::copy(a / s, b / s, fs::copy_options::recursive);
+  fs::copy(a / "step_6", b / "step_6.tmp", fs::copy_options::recursive);
+  fs::remove(b / "step_6.tmp" / "trainer.json");
+  t::write_file(b / "last", "step_2\n");
+  fs::copy_file(d / "a" / "config.toml", d / "b" / "config.toml");
+  auto r = bevt_run(d / "b.toml", "--resume");
+  ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_NE(r.output.find("step_4 at step 4"), std::string::npos) << r.output;
+  EXPECT_TRUE(same_tensors(a / "step_6" / "model.safetensors", b / "step_6" / "model.safetensors"));
+  EXPECT_TRUE(same_tensors(a / "step_6" / "optim.safetensors", b / "step_6" / "optim.safetensors"));
+  EXPECT_FALSE(fs::exists(b / "step_6.tmp"));
+  EXPECT_EQ(t::read_text(b / "last"), "step_6\n");
+}
+
 TEST(Trainer, ResumeRefusesAChangedConfig) {
   auto d = t::temp_dir("trainer_changed");
   t::write_file(d / "a.toml", pretrain_toml(d / "a", 2));

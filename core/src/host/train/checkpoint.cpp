@@ -15,6 +15,28 @@ namespace fs = std::filesystem;
 
 namespace bevt::host::train {
 
+namespace {
+// The complete step_N folders under root, oldest first. A folder is complete once renamed from step_N.tmp,
+// and trainer.json is the last file written into it, so its presence is checked too.
+std::vector<std::pair<int64_t, fs::path>> step_folders(const fs::path& root) {
+  std::vector<std::pair<int64_t, fs::path>> steps;
+  std::error_code ec;
+  for (const auto& e : fs::directory_iterator(root, ec)) {
+    std::string n = e.path().filename().string();
+    if (!e.is_directory() || n.rfind("step_", 0) != 0 || n.find('.') != std::string::npos) continue;
+    if (!fs::is_regular_file(e.path() / "trainer.json")) continue;
+    try {
+      size_t used = 0;
+      int64_t step = std::stoll(n.substr(5), &used);
+      if (used == n.size() - 5) steps.emplace_back(step, e.path());
+    } catch (const std::exception&) {
+    }
+  }
+  std::sort(steps.begin(), steps.end());
+  return steps;
+}
+}  // namespace
+
 void write_text_atomic(const std::string& path, const std::string& text) {
   AtomicFile f(path);
   f.write(text.data(), text.size());
@@ -39,16 +61,7 @@ void save_checkpoint(const std::string& work_dir, int64_t step, const TensorMap&
   fs::rename(tmp, dst);
   write_text_atomic((root / "last").string(), name + "\n");
   if (keep_last <= 0) return;
-  std::vector<std::pair<int64_t, fs::path>> steps;
-  for (const auto& e : fs::directory_iterator(root)) {
-    std::string n = e.path().filename().string();
-    if (!e.is_directory() || n.rfind("step_", 0) != 0 || n.find('.') != std::string::npos) continue;
-    try {
-      steps.emplace_back(std::stoll(n.substr(5)), e.path());
-    } catch (const std::exception&) {
-    }
-  }
-  std::sort(steps.begin(), steps.end());
+  auto steps = step_folders(root);
   int64_t excess = static_cast<int64_t>(steps.size()) - keep_last;
   for (int64_t i = 0; i < excess; ++i) fs::remove_all(steps[static_cast<size_t>(i)].second);
 }
@@ -69,12 +82,16 @@ void save_best(const std::string& work_dir, const TensorMap& model, const nlohma
 }
 
 std::optional<std::string> last_checkpoint(const std::string& work_dir) {
-  fs::path last = fs::path(work_dir) / "checkpoints" / "last";
-  std::ifstream in(last);
+  // The newest complete folder, not only what checkpoints/last names: a kill between a checkpoint's rename and
+  // the rewrite of that pointer must not make --resume start over (or resume one checkpoint too early).
+  fs::path root = fs::path(work_dir) / "checkpoints";
+  auto steps = step_folders(root);
+  if (!steps.empty()) return steps.back().second.string();
+  std::ifstream in(root / "last");
   if (!in) return std::nullopt;
   std::string name;
   std::getline(in, name);
-  fs::path dir = fs::path(work_dir) / "checkpoints" / name;
+  fs::path dir = root / name;
   if (name.empty() || !fs::is_directory(dir)) return std::nullopt;
   return dir.string();
 }

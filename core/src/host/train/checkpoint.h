@@ -23,7 +23,7 @@ void save_checkpoint(const std::string& work_dir, int64_t step, const TensorMap&
 // checkpoints/best/{model.safetensors, best.json}: the weights of the best evaluation so far (replaced
 // atomically; keep_last never removes it).
 void save_best(const std::string& work_dir, const TensorMap& model, const nlohmann::json& info);
-// The folder checkpoints/last names, if any.
+// The newest complete checkpoints/step_N folder (checkpoints/last as a fallback), if any.
 std::optional<std::string> last_checkpoint(const std::string& work_dir);
 Checkpoint load_checkpoint(const std::string& dir);  // throws UserError naming the missing or bad file
 // A model file: a checkpoint folder (its ema.safetensors when it has one, else model.safetensors), a work_dir
