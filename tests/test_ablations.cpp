@@ -84,6 +84,7 @@ void make_fixture_runs(const fs::path& d) {
       for (const auto& st : streams) {
         rec["loss_" + st] = 5.0 - s * 0.05;
         rec["acc_" + st] = s * 0.01;
+        if (name == "pre_bevt") rec["copy_" + st] = 0.125;  // pre_i: a run from before the copy baseline
       }
       m.push_back(rec);
     }
@@ -149,10 +150,10 @@ TEST(Report, TablesAndPlotsFromFinishedRuns) {
   EXPECT_TRUE(contains(probe, "BEVT,synthetic,motion,70.0,25.0,30.0\n")) << probe;
   EXPECT_TRUE(contains(probe, "BEVT,synthetic,appearance,80.0,75.0,80.0\n")) << probe;
   std::string pre = read_text(d / "out" / "pretrain.csv");
-  EXPECT_TRUE(contains(pre, "BEVT-I,image,40,3.000,40.0,,\n")) << pre;
-  EXPECT_TRUE(contains(pre, "BEVT,image+video,40,3.000,40.0,3.000,40.0\n")) << pre;
+  EXPECT_TRUE(contains(pre, "BEVT-I,image,40,3.000,40.0,,,,\n")) << pre;
+  EXPECT_TRUE(contains(pre, "BEVT,image+video,40,3.000,40.0,12.5,3.000,40.0,12.5\n")) << pre;
   // Image Sup is a pre-training row, not a fine-tuning cell.
-  EXPECT_TRUE(contains(pre, "Image Sup,supervised,30,0.250,95.0,,\n")) << pre;
+  EXPECT_TRUE(contains(pre, "Image Sup,supervised,30,0.250,95.0,,,,\n")) << pre;
   EXPECT_FALSE(contains(ft, "Image Sup")) << ft;
 
   expect_chart(d / "out" / "pretrain_loss.png", 2);  // one colour per run

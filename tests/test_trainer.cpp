@@ -62,7 +62,12 @@ TEST(Trainer, PretrainFinetuneTestProbe) {
   EXPECT_TRUE(fs::exists(d / "pre" / "config.toml"));
   auto metrics = read_jsonl(d / "pre" / "metrics.jsonl");
   ASSERT_EQ(metrics.size(), 4u);
-  EXPECT_TRUE(metrics[0].contains("loss_image") && metrics[0].contains("loss_video") && metrics[0].contains("acc_video"));
+  for (const char* k : {"loss_image", "acc_image", "copy_image", "loss_video", "acc_video", "copy_video"}) {
+    ASSERT_TRUE(metrics[0].contains(k)) << k;
+    if (k[0] != 'l') {
+      EXPECT_TRUE(metrics[0][k].get<double>() >= 0 && metrics[0][k].get<double>() <= 1) << k;
+    }
+  }
   // One vocabulary classifier shared by both decoders, and the official checkpoint layout.
   auto ck = bevt::load_safetensors((d / "pre" / "checkpoints" / "step_4" / "model.safetensors").string()).tensors;
   EXPECT_TRUE(ck.count("cls_head.lm_head.weight"));

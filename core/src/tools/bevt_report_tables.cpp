@@ -140,8 +140,9 @@ Table probe_table(const std::vector<Run>& runs) {
 
 Table pretrain_table(const std::vector<Run>& runs) {
   Table t;
-  t.title = "Pre-training: last logged loss and masked-token accuracy (%) per stream";
-  t.header = {"pre-training", "streams", "steps", "loss image", "acc image", "loss video", "acc video"};
+  t.title = "Pre-training: last logged loss, masked-token accuracy and its copy baseline (%) per stream";
+  t.header = {"pre-training", "streams", "steps",       "loss image", "acc image",
+              "copy image",   "loss video", "acc video", "copy video"};
   bool supervised = false;
   for (const auto& r : runs) {
     if (!r.is_pretraining()) continue;
@@ -154,18 +155,22 @@ Table pretrain_table(const std::vector<Run>& runs) {
     std::vector<std::string> line{r.row, streams, steps ? fmt::format("{:.0f}", *steps) : ""};
     for (const char* s : {"image", "video"}) {
       // A supervised run's classification loss and training accuracy stand in its image columns.
-      std::string loss_key = std::string("loss_") + s, acc_key = std::string("acc_") + s;
+      std::string loss_key = std::string("loss_") + s, acc_key = std::string("acc_") + s,
+                  copy_key = std::string("copy_") + s;
       if (r.supervised_pretraining) {
         loss_key = std::string(s) == "image" ? "loss" : "-";
         acc_key = std::string(s) == "image" ? "acc_train" : "-";
+        copy_key = "-";
       }
-      std::optional<double> loss, acc;
+      std::optional<double> loss, acc, copy;
       for (auto it = r.metrics.rbegin(); it != r.metrics.rend() && !loss; ++it) {
         loss = number_at(*it, {loss_key});
         acc = number_at(*it, {acc_key});
+        copy = number_at(*it, {copy_key});
       }
       line.push_back(loss ? fmt::format("{:.3f}", *loss) : "");
       line.push_back(acc ? pct(*acc) : "");
+      line.push_back(copy ? pct(*copy) : "");
     }
     t.rows.push_back(line);
   }

@@ -11,6 +11,7 @@
 #include "bevt/tokenizer.h"
 #include "host/sections.h"
 #include "loop.h"
+#include "mim_metrics.h"
 #include "runners_internal.h"
 
 namespace bevt::host::train {
@@ -34,29 +35,6 @@ torch::Tensor sample_masks(const Stream& s, const Batch& b, int64_t epoch, uint6
     masks.push_back(s.masker->sample(grid, rng));
   }
   return torch::stack(masks);
-}
-
-std::map<std::string, torch::Tensor> masked_ce(const torch::Tensor& logits, const torch::Tensor& tokens,
-                                               const torch::Tensor& mask, const std::string& stream) {
-  // logits [B, L, V]; tokens, mask [B, L]
-  torch::Tensor sel = mask.reshape({mask.size(0), -1});
-  torch::Tensor tgt = tokens.reshape({tokens.size(0), -1});
-  if (logits.size(1) != sel.size(1))
-    throw UserError(fmt::format("{} stream: the decoder predicts {} positions but the tokenizer gives {} targets "
-                                "(make the tokenizer view size / tokenizer downsample equal the decoder grid: "
-                                "e.g. set data.{}.tokenizer_size)",
-                                stream, logits.size(1), sel.size(1), stream));
-  torch::Tensor l = logits.index({sel});
-  torch::Tensor t = tgt.index({sel});
-  std::map<std::string, torch::Tensor> out;
-  if (t.numel() == 0) {
-    out["loss_" + stream] = logits.sum() * 0;
-    out["acc_" + stream] = torch::zeros({});
-    return out;
-  }
-  out["loss_" + stream] = torch::nn::functional::cross_entropy(l, t);
-  out["acc_" + stream] = (l.argmax(-1) == t).to(torch::kFloat).mean().detach();
-  return out;
 }
 
 int run_pretrain(const RunContext& ctx) {
@@ -132,7 +110,7 @@ int run_pretrain(const RunContext& ctx) {
                                  .squeeze(1)
                                  .to(device);
         Features f = model.backbone->forward_image(x, mask);
-        terms = masked_ce(s.head->forward(f, *model.backbone), tokens, mask, "image");
+        terms = masked_token_terms(s.head->forward(f, *model.backbone), tokens, mask, "image");
       } else {
         const int64_t B = view.size(0), T = view.size(1);
         torch::Tensor tokens = tokenizer->tokenize(view.flatten(0, 1));
@@ -142,7 +120,7 @@ int run_pretrain(const RunContext& ctx) {
         Features f = model.backbone->forward_video(x, mask);
         // Targets are per frame: a masked temporal slot masks each frame it covers.
         torch::Tensor frame_mask = mask.repeat_interleave(T / grid[0], 1);
-        terms = masked_ce(s.head->forward(f, *model.backbone), tokens, frame_mask, "video");
+        terms = masked_token_terms(s.head->forward(f, *model.backbone), tokens, frame_mask, "video");
       }
       total = total + s.weight * terms.at("loss_" + s.name);
       out.insert(terms.begin(), terms.end());

@@ -1,0 +1,24 @@
+// Masked-token metrics of pre-training: the loss and accuracy on masked positions, and a trivial baseline to
+// read that accuracy against.
+#pragma once
+
+#include <map>
+#include <string>
+
+#include "bevt/torch.h"
+
+namespace bevt::host::train {
+
+// Cross-entropy and accuracy over the masked positions, and the copy baseline, as "loss_<stream>",
+// "acc_<stream>" and "copy_<stream>". logits [B, L, V]; tokens and mask [B, ...] with L positions each.
+// Throws UserError when L differs (the tokenizer view does not match the decoder's grid).
+std::map<std::string, torch::Tensor> masked_token_terms(const torch::Tensor& logits, const torch::Tensor& tokens,
+                                                        const torch::Tensor& mask, const std::string& stream);
+
+// The copy baseline: the accuracy of predicting every masked token of a sample as that sample's most
+// frequent visible token (ties: the smallest id; a sample with nothing visible predicts id 0). A model that
+// learns anything from the visible context should beat it; one that sits at or below it has learnt little
+// more than "the masked cell looks like its surroundings". tokens [B, L] int64, mask [B, L] bool, vocab V.
+torch::Tensor copy_baseline_accuracy(const torch::Tensor& tokens, const torch::Tensor& mask, int64_t vocab);
+
+}  // namespace bevt::host::train
