@@ -16,9 +16,9 @@ std::map<std::string, torch::Tensor> masked_token_terms(const torch::Tensor& log
                                                         const torch::Tensor& mask, const std::string& stream);
 
 // The copy baseline: the accuracy of predicting every masked token of a sample as that sample's most
-// frequent visible token (ties: the smallest id; a sample with nothing visible predicts id 0). A model that
-// learns anything from the visible context should beat it; one that sits at or below it has learnt little
-// more than "the masked cell looks like its surroundings". tokens [B, L] int64, mask [B, L] bool, vocab V.
+// frequent visible token (ties: the smallest id; a sample with nothing visible predicts id 0). It reads the
+// visible tokens, which the encoder never sees (it sees pixels), so it measures how much the context gives
+// away, not what a model should reach at once. tokens [B, L] int64, mask [B, L] bool, vocab V.
 torch::Tensor copy_baseline_accuracy(const torch::Tensor& tokens, const torch::Tensor& mask, int64_t vocab);
 
 }  // namespace bevt::host::train
