@@ -133,9 +133,9 @@ TEST(Trainer, KilledRunResumesBitIdentical) {
   EXPECT_FALSE(fs::exists(d / "b" / "checkpoints" / "step_6.tmp"));
 }
 
-TEST(Trainer, ResumeTakesTheNewestWholeCheckpointNotAStalePointer) {
-  // A kill after step_4 is renamed into place but before checkpoints/last is rewritten leaves the pointer at
-  // step_2, and a kill while step_6 is written leaves step_6.tmp: resume must continue from step_4.
+TEST(Trainer, ResumeWithoutThePointerTakesTheNewestWholeCheckpoint) {
+  // A kill between a checkpoint's rename and the first write of checkpoints/last leaves no pointer, and a
+  // kill while step_6 is written leaves step_6.tmp: resume must continue from step_4, not from scratch.
   auto d = t::temp_dir("trainer_pointer");
   t::write_file(d / "a.toml", pretrain_toml(d / "a", 6));
   t::write_file(d / "b.toml", pretrain_toml(d / "b", 6));
@@ -145,8 +145,6 @@ TEST(Trainer, ResumeTakesTheNewestWholeCheckpointNotAStalePointer) {
   for (const char* s : {"step_2", "step_4"}) fs::copy(a / s, b / s, fs::copy_options::recursive);
   fs::copy(a / "step_6", b / "step_6.tmp", fs::copy_options::recursive);
   fs::remove(b / "step_6.tmp" / "trainer.json");
-  t::write_file(b / "last", "step_2\n");
-  fs::copy_file(d / "a" / "config.toml", d / "b" / "config.toml");
   auto r = bevt_run(d / "b.toml", "--resume");
   ASSERT_EQ(r.status, 0) << r.output;
   EXPECT_NE(r.output.find("step_4 at step 4"), std::string::npos) << r.output;
@@ -154,6 +152,36 @@ TEST(Trainer, ResumeTakesTheNewestWholeCheckpointNotAStalePointer) {
   EXPECT_TRUE(same_tensors(a / "step_6" / "optim.safetensors", b / "step_6" / "optim.safetensors"));
   EXPECT_FALSE(fs::exists(b / "step_6.tmp"));
   EXPECT_EQ(t::read_text(b / "last"), "step_6\n");
+  // A pointer that names a complete folder wins (rolling back = pointing last at an earlier step).
+  t::write_file(b / "last", "step_4\n");
+  r = bevt_run(d / "b.toml", "--resume");
+  ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_NE(r.output.find("step_4 at step 4"), std::string::npos) << r.output;
+}
+
+TEST(Trainer, AFreshRunSetsAnEarlierRunsCheckpointsAside) {
+  // A 6-step run, then a 2-step run in the same work_dir without --resume: the earlier run's step_4 and
+  // step_6 must neither be pruned into the new run's folder nor be taken as its last checkpoint.
+  auto d = t::temp_dir("trainer_fresh");
+  t::write_file(d / "long.toml", pretrain_toml(d / "a", 6));
+  t::write_file(d / "short.toml", pretrain_toml(d / "a", 2));
+  ASSERT_EQ(bevt_run(d / "long.toml", "--set run.keep_last=2").status, 0);
+  const fs::path ck = d / "a" / "checkpoints", earlier = d / "a" / "checkpoints.earlier";
+  ASSERT_TRUE(fs::exists(ck / "step_6") && fs::exists(ck / "step_4") && !fs::exists(ck / "step_2"));
+  auto r = bevt_run(d / "short.toml", "--set run.keep_last=2");
+  ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_NE(r.output.find("are now in " + earlier.string()), std::string::npos) << r.output;
+  EXPECT_TRUE(fs::exists(ck / "step_2" / "trainer.json"));
+  EXPECT_FALSE(fs::exists(ck / "step_4"));
+  EXPECT_FALSE(fs::exists(ck / "step_6"));
+  EXPECT_EQ(t::read_text(ck / "last"), "step_2\n");
+  EXPECT_TRUE(fs::exists(earlier / "step_6" / "model.safetensors"));
+  EXPECT_EQ(t::read_text(earlier / "last"), "step_6\n");
+  // --resume of the finished short run continues nothing and keeps its folder; the aside copy stays.
+  r = bevt_run(d / "short.toml", "--resume --set run.keep_last=2");
+  ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_NE(r.output.find("step_2 at step 2"), std::string::npos) << r.output;
+  EXPECT_TRUE(fs::exists(earlier / "step_6"));
 }
 
 TEST(Trainer, ResumeRefusesAChangedConfig) {

@@ -52,7 +52,7 @@ int main(int argc, char** argv) {
   app.add_option("--help-plugin", help_plugin, "print a plugin's keys, types, defaults and docs");
   app.add_flag("--dry-run", dry_run, "print the resolved config and the composed components, then exit");
   app.add_option("--log-level", log_level, "debug | info | warn | error");
-  app.add_flag("--resume", resume, "continue from the newest checkpoint in work_dir/checkpoints (bit-exact on CPU)");
+  app.add_flag("--resume", resume, "continue from work_dir/checkpoints/last, else the newest complete step_N (bit-exact on CPU)");
   app.add_option("--nproc", nproc,
                  "start N local worker processes (data parallel, as torchrun --nproc-per-node N would); "
                  "see docs/distributed.md");

@@ -82,18 +82,26 @@ void save_best(const std::string& work_dir, const TensorMap& model, const nlohma
 }
 
 std::optional<std::string> last_checkpoint(const std::string& work_dir) {
-  // The newest complete folder, not only what checkpoints/last names: a kill between a checkpoint's rename and
-  // the rewrite of that pointer must not make --resume start over (or resume one checkpoint too early).
   fs::path root = fs::path(work_dir) / "checkpoints";
+  std::ifstream in(root / "last");
+  std::string name;
+  if (in) std::getline(in, name);
+  if (!name.empty() && fs::is_regular_file(root / name / "trainer.json")) return (root / name).string();
+  // No pointer (a kill between the first checkpoint's rename and the pointer's write) or a dangling one: the
+  // newest complete folder. A fresh run sets an earlier run's folders aside, so they all belong to this run.
   auto steps = step_folders(root);
   if (!steps.empty()) return steps.back().second.string();
-  std::ifstream in(root / "last");
-  if (!in) return std::nullopt;
-  std::string name;
-  std::getline(in, name);
-  fs::path dir = root / name;
-  if (name.empty() || !fs::is_directory(dir)) return std::nullopt;
-  return dir.string();
+  return std::nullopt;
+}
+
+std::optional<std::string> set_aside_checkpoints(const std::string& work_dir) {
+  fs::path root = fs::path(work_dir) / "checkpoints";
+  std::error_code ec;
+  if (!fs::is_directory(root) || fs::is_empty(root, ec)) return std::nullopt;
+  fs::path aside = fs::path(work_dir) / "checkpoints.earlier";
+  fs::remove_all(aside);
+  fs::rename(root, aside);
+  return aside.string();
 }
 
 Checkpoint load_checkpoint(const std::string& dir) {

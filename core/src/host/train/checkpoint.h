@@ -23,8 +23,12 @@ void save_checkpoint(const std::string& work_dir, int64_t step, const TensorMap&
 // checkpoints/best/{model.safetensors, best.json}: the weights of the best evaluation so far (replaced
 // atomically; keep_last never removes it).
 void save_best(const std::string& work_dir, const TensorMap& model, const nlohmann::json& info);
-// The newest complete checkpoints/step_N folder (checkpoints/last as a fallback), if any.
+// The folder checkpoints/last names when it is complete, else the newest complete checkpoints/step_N, if any.
 std::optional<std::string> last_checkpoint(const std::string& work_dir);
+// A run that starts from step 0 moves an earlier run's checkpoints/ to checkpoints.earlier/ (replacing an
+// older one), so that keep_last, --resume and init.checkpoint never mix two runs' folders and a fresh run
+// started by mistake loses nothing. Returns the new place, or nothing when there was nothing to move.
+std::optional<std::string> set_aside_checkpoints(const std::string& work_dir);
 Checkpoint load_checkpoint(const std::string& dir);  // throws UserError naming the missing or bad file
 // A model file: a checkpoint folder (its ema.safetensors when it has one, else model.safetensors), a work_dir
 // (its last checkpoint) or a file.

@@ -176,6 +176,11 @@ LoopResult run_loop(const RunContext& ctx, TrainModel& model, const LoopSpec& sp
                  saved_world, dist::world_size());
     }
   }
+  if (start == 0 && dist::is_main())
+    if (auto aside = set_aside_checkpoints(ctx.run.work_dir))
+      log_warn("{}/checkpoints held an earlier run's checkpoints; this run starts from step 0, so they are now "
+               "in {} (use --resume to continue a run)",
+               ctx.run.work_dir, *aside);
   for (auto* s : spec.streams) s->loader->start_epoch(s->epoch, s->batch);
 
   // Data parallel over the ranks (no-op in one process): rank 0's weights, gradients averaged over ranks.
