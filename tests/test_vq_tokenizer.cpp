@@ -259,6 +259,37 @@ TEST(vq_tokenizer, WeightsRoundTripAndErrors) {
   }
 }
 
+TEST(vq_tokenizer, CentredTokensIgnoreAGlobalColourShiftAndItsWeightsSayCentred) {
+  torch::manual_seed(4);
+  torch::Generator gen = at::detail::createCPUGenerator(6);
+  auto plain = make("vq", "");
+  auto centred = make("vq", "centre = true\n");
+  plain->eval();
+  centred->eval();
+  // Blocks in [0.25, 0.75]: shifting every pixel by 0.2 keeps the image in [0, 1].
+  torch::Tensor img = colour_blocks(8, 32, gen) * 0.5 + 0.25;
+  torch::Tensor shifted = img + 0.2;
+  EXPECT_TRUE(torch::equal(centred->tokenize(img), centred->tokenize(shifted)));
+  EXPECT_FALSE(torch::equal(plain->tokenize(img), plain->tokenize(shifted)));
+  // What the encoder sees and the decoder reconstructs: the image less its mean colour.
+  torch::Tensor p = centred->prepare(img);
+  EXPECT_TRUE(torch::allclose(p, centred->prepare(shifted), 1e-5, 1e-5));
+  EXPECT_LT(p.mean({2, 3}).abs().max().item<double>(), 1e-6);
+  // Centred weights carry a marker: loading them without centre = true (or the other way) is a clear error.
+  EXPECT_TRUE(centred->export_weights().count("input_centre"));
+  EXPECT_FALSE(plain->export_weights().count("input_centre"));
+  const std::string cpath = tmp("vq_centred.safetensors"), ppath = tmp("vq_plain.safetensors");
+  bevt::save_safetensors(cpath, centred->export_weights());
+  bevt::save_safetensors(ppath, plain->export_weights());
+  EXPECT_TRUE(torch::equal(make("vq", "centre = true\nweights = \"" + cpath + "\"\n")->tokenize(img),
+                           centred->tokenize(img)));
+  for (const auto& [extra, path] : {std::pair<std::string, std::string>{"", cpath}, {"centre = true\n", ppath}}) {
+    auto err = bevt::test::error_of([&] { make("vq", extra + "weights = \"" + path + "\"\n"); });
+    EXPECT_NE(err.find("input_centre"), std::string::npos) << err;
+    EXPECT_NE(err.find(extra.empty() ? "centre false" : "centre true"), std::string::npos) << err;
+  }
+}
+
 TEST(vq_tokenizer, BadInputAndBadKeys) {
   auto tok = make("vq", "");
   EXPECT_THROW(tok->tokenize(torch::rand({2, 3, 32, 32}) * 2), bevt::UserError);

@@ -79,6 +79,7 @@ struct VqOptions {
   double beta = 0.25, ema_decay = 0.95;
   int64_t dead_code_window = 20;
   std::string recon_loss = "l2";
+  bool centre = false;  // subtract each image's mean colour before encoding
 };
 
 int64_t levels_of(int64_t downsample) {
@@ -335,6 +336,10 @@ std::vector<bevt::KeySpec> common_keys(const VqOptions& d) {
       key("dead_code_window", d.dead_code_window,
           "a code unused over this many training batches is dead and restarted from an encoder output"),
       key("recon_loss", d.recon_loss, "pixel reconstruction loss on [-1,1] images: \"l1\" | \"l2\""),
+      key("centre", d.centre,
+          "subtract each image's mean colour before encoding (and reconstruct the centred image): codes then "
+          "tell shapes and edges rather than the absolute colour. Weights trained with it hold a marker "
+          "buffer, so they load only with centre = true"),
       key("weights", "",
           "safetensors file of a trained tokenizer (export_weights); loaded at construction, the tokenizer is then "
           "frozen (eval, no grad) until train() is called. \"\" = random init"),
@@ -370,6 +375,7 @@ class VqTokenizer : public bevt::Tokenizer {
     o_.ema_decay = cfg.get_float("ema_decay");
     o_.dead_code_window = cfg.get_int("dead_code_window");
     o_.recon_loss = cfg.get_string("recon_loss");
+    o_.centre = cfg.get_bool("centre");
     auto need = [&](bool ok, const char* k, const std::string& what) {
       if (!ok) throw bevt::UserError(need_msg(cfg, k, what));
     };
@@ -394,6 +400,8 @@ class VqTokenizer : public bevt::Tokenizer {
     quantize_ = register_module(
         "quantize", std::make_shared<Quantizer>(o_.vocab, o_.code_dim, o_.ema_decay, o_.dead_code_window, seed));
     decoder_ = register_module("decoder", std::make_shared<Decoder>(o_));
+    // A marker in the state: centred and uncentred weights never load into each other's configuration.
+    if (o_.centre) register_buffer("input_centre", torch::ones({1}));
 
     const std::string path = cfg.get_string("weights");
     loaded_ = !path.empty();
@@ -420,7 +428,10 @@ class VqTokenizer : public bevt::Tokenizer {
   int64_t downsample() const override { return o_.downsample; }
   bool trainable() const override { return true; }
 
-  torch::Tensor prepare(const torch::Tensor& images) override { return images.to(torch::kFloat32) * 2.0 - 1.0; }
+  torch::Tensor prepare(const torch::Tensor& images) override {
+    torch::Tensor x = images.to(torch::kFloat32) * 2.0 - 1.0;
+    return o_.centre ? x - x.mean({2, 3}, /*keepdim=*/true) : x;
+  }
 
   // train(true) makes the parameters trainable again (a tokenizer loaded from weights starts frozen).
   void train(bool on = true) override {
@@ -534,9 +545,9 @@ class VqTokenizer : public bevt::Tokenizer {
     } catch (const bevt::UserError& e) {
       throw bevt::UserError(fmt::format(
           "{} (the {} tokenizer is configured for vocab_size {}, code_dim {}, downsample {}, hidden {}, "
-          "channel_mult [{}]; set those keys to match the weights, or retrain with {})",
+          "channel_mult [{}], centre {}; set those keys to match the weights, or retrain with {})",
           e.what(), name_, o_.vocab, o_.code_dim, o_.downsample, o_.hidden, fmt::join(o_.channel_mult, ","),
-          how_to_train()));
+          o_.centre, how_to_train()));
     }
   }
 
