@@ -1,16 +1,30 @@
-# Which of torch's c10d process groups this LibTorch offers: Debian's libtorch 1.13 (CPU) has Gloo and no NCCL;
-# an official CUDA LibTorch 2.x has both, and needs NCCL's header (nccl.h) for ProcessGroupNCCL.hpp: give its
-# folder with -DBEVT_NCCL_INCLUDE_DIR=... when it is not beside CUDA's. The probes compile and link a use of
-# each process group; the results become USE_C10D_GLOO / USE_C10D_NCCL for the one source that includes them.
+# Which of torch's c10d process groups this LibTorch offers: the CUDA torch wheel has Gloo and NCCL (a CPU-only
+# LibTorch has Gloo alone). ProcessGroupGloo.hpp includes gloo's headers (Debian's libgloo-dev: the wheel links
+# gloo statically and ships no headers; bevt only passes gloo's device handle through, so their version need
+# not match); ProcessGroupNCCL.hpp needs nccl.h, taken from the wheel's own NCCL (nvidia-nccl) so that header
+# and library agree; -DBEVT_NCCL_INCLUDE_DIR=... names another. The probes compile and link a use of each
+# process group; the results become USE_C10D_GLOO / USE_C10D_NCCL for the one source that includes them.
 include(CheckCXXSourceCompiles)
 include(CMakePushCheckState)
 
-set(BEVT_NCCL_INCLUDE_DIR "" CACHE PATH "folder holding nccl.h (CUDA LibTorch builds)")
+find_path(BEVT_NCCL_INCLUDE_DIR nccl.h
+  PATHS ${BEVT_TORCH_LIB_DIR}/../../nvidia/nccl/include ${CUDAToolkit_INCLUDE_DIRS} NO_DEFAULT_PATH
+  DOC "folder holding nccl.h (CUDA LibTorch builds)")
+if(NOT BEVT_NCCL_INCLUDE_DIR)
+  set(BEVT_NCCL_INCLUDE_DIR "")
+endif()
+# Plain files for try_compile (the imported targets of torch's config do not travel into its scratch project).
+set(BEVT_TORCH_LINK_FILES "")
+foreach(_l torch torch_cpu c10 torch_cuda c10_cuda)
+  if(EXISTS ${BEVT_TORCH_LIB_DIR}/lib${_l}.so)
+    list(APPEND BEVT_TORCH_LINK_FILES ${BEVT_TORCH_LIB_DIR}/lib${_l}.so)
+  endif()
+endforeach()
 
 function(bevt_probe_c10d out define header use)
   cmake_push_check_state(RESET)
-  set(CMAKE_REQUIRED_LIBRARIES ${TORCH_LIBRARIES})
-  set(CMAKE_REQUIRED_INCLUDES ${TORCH_INCLUDE_DIRS} ${BEVT_NCCL_INCLUDE_DIR})
+  set(CMAKE_REQUIRED_LIBRARIES ${BEVT_TORCH_LINK_FILES})
+  set(CMAKE_REQUIRED_INCLUDES ${TORCH_INCLUDE_DIRS} ${CUDAToolkit_INCLUDE_DIRS} ${BEVT_NCCL_INCLUDE_DIR})
   set(CMAKE_REQUIRED_FLAGS "${TORCH_CXX_FLAGS}")
   set(CMAKE_REQUIRED_DEFINITIONS -D${define})
   set(CMAKE_REQUIRED_QUIET ON)

@@ -7,8 +7,9 @@ set_target_properties(bevt_sdk PROPERTIES EXPORT_NAME sdk)
 set_target_properties(bevt_plugin_entry PROPERTIES EXPORT_NAME plugin_entry)
 set_target_properties(bevt_torch PROPERTIES EXPORT_NAME torch_deps)
 set_target_properties(bevt_warnings PROPERTIES EXPORT_NAME warnings)
+set_target_properties(bevt_fmt PROPERTIES EXPORT_NAME fmt)
 install(DIRECTORY core/include/bevt DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
-install(TARGETS bevt_sdk bevt_plugin_entry bevt_torch bevt_warnings EXPORT bevtTargets
+install(TARGETS bevt_sdk bevt_plugin_entry bevt_torch bevt_fmt bevt_warnings EXPORT bevtTargets
   LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR}
   ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR})
 install(EXPORT bevtTargets NAMESPACE bevt:: DESTINATION ${CMAKE_INSTALL_LIBDIR}/cmake/bevt)

@@ -4,7 +4,9 @@ set -euo pipefail
 src=$(cd "$(dirname "$0")" && pwd)
 out=${1:?build folder}
 secs=${2:-20}
-cmake -S "$src" -B "$out" -G Ninja -DCMAKE_CXX_COMPILER=clang++ -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+fmt_dir=${3:?folder holding fmt/format.h}
+cmake -S "$src" -B "$out" -G Ninja -DCMAKE_CXX_COMPILER=clang++ -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+  -DBEVT_FMT_INCLUDE_DIR="$fmt_dir" >/dev/null
 cmake --build "$out" >/dev/null
 for t in safetensors config; do
   work="$out/corpus_$t"
