@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The whole test suite: set-up (packages + build), then every ctest (unit, parity against ../shared/fixtures,
+# The whole test suite: set-up (packages + build), then every ctest (unit, parity against tests/fixtures,
 # integration through the real binaries, bounded fuzzing).
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -67,7 +67,7 @@ TEST(dalle, FullConfigurationHasOfficialKeysAndSize) {
   EXPECT_EQ(tok->vocab_size(), 8192);
   EXPECT_EQ(tok->input_size(), 112);
   EXPECT_EQ(tok->downsample(), 8);
-  std::ifstream in(std::string(BEVT_SOURCE_DIR) + "/../shared/reference/keys/keys_dalle_encoder.txt");
+  std::ifstream in(std::string(BEVT_SOURCE_DIR) + "/tests/reference/keys/keys_dalle_encoder.txt");
   ASSERT_TRUE(in.good());
   std::map<std::string, std::string> want;
   std::string line;

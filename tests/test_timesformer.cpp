@@ -56,7 +56,7 @@ double rel(const torch::Tensor& a, const torch::Tensor& b) {
 
 TEST(timesformer, BasePresetHasOfficialKeysAndSize) {
   auto bb = make("timesformer_base", "num_classes = 400\n");
-  std::ifstream in(std::string(BEVT_SOURCE_DIR) + "/../shared/reference/keys/keys_timesformer_base_k400.txt");
+  std::ifstream in(std::string(BEVT_SOURCE_DIR) + "/tests/reference/keys/keys_timesformer_base_k400.txt");
   ASSERT_TRUE(in.good());
   std::map<std::string, std::string> want;
   std::string line;

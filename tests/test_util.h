@@ -65,7 +65,7 @@ inline std::string error_of(const std::function<void()>& f) {
   return "(no UserError)";
 }
 
-// "[a, b, c]": the shape notation of the reference key lists in ../shared/reference/keys.
+// "[a, b, c]": the shape notation of the reference key lists in tests/reference/keys.
 inline std::string shape_str(const torch::Tensor& t) {
   std::string s = "[";
   for (int64_t d = 0; d < t.dim(); ++d) s += (d ? ", " : "") + std::to_string(t.size(d));

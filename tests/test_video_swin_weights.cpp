@@ -12,7 +12,7 @@ using namespace swin_test;
 
 TEST(video_swin_weights, StateDictKeysEqualOfficialSwinTKeys) {
   auto bb = build("plugin = \"video_swin_t\"\n");
-  std::ifstream in(std::string(BEVT_SOURCE_DIR) + "/../shared/reference/keys/keys_video_swin_tiny_k400.txt");
+  std::ifstream in(std::string(BEVT_SOURCE_DIR) + "/tests/reference/keys/keys_video_swin_tiny_k400.txt");
   ASSERT_TRUE(in.good());
   std::map<std::string, std::string> official;
   std::string line;

@@ -33,7 +33,7 @@ import convert_dalle  # noqa: E402
 TOOL_MODULES = {"convert_checkpoint.py": convert_checkpoint, "convert_dalle.py": convert_dalle}
 
 OD = collections.OrderedDict
-KEYS_DALLE = os.path.join(ROOT, "..", "shared", "reference", "keys", "keys_dalle_encoder.txt")
+KEYS_DALLE = os.path.join(ROOT, "tests", "reference", "keys", "keys_dalle_encoder.txt")
 
 
 def run_tool(tool, *args):
