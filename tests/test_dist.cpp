@@ -120,10 +120,14 @@ TEST(DistEnv, SlurmNodeLists) {
 TEST(DistEnv, DeviceOfARank) {
   dist::LaunchEnv e;
   e.local_rank = 3;
-  EXPECT_EQ(dist::rank_device("auto", "cuda:0", e), "cuda:3");
-  EXPECT_EQ(dist::rank_device("cuda", "cuda:0", e), "cuda:3");
-  EXPECT_EQ(dist::rank_device("cuda:1", "cuda:1", e), "cuda:1");
-  EXPECT_EQ(dist::rank_device("auto", "cpu", e), "cpu");
+  EXPECT_EQ(dist::rank_device("auto", "cuda:0", e, 8), "cuda:3");
+  EXPECT_EQ(dist::rank_device("cuda", "cuda:0", e, 8), "cuda:3");
+  EXPECT_EQ(dist::rank_device("cuda:1", "cuda:1", e, 8), "cuda:1");
+  EXPECT_EQ(dist::rank_device("auto", "cpu", e, 0), "cpu");
+  // Slurm / torchrun with one visible GPU per task: every rank takes cuda:0, never cuda:LOCAL_RANK.
+  EXPECT_EQ(dist::rank_device("auto", "cuda:0", e, 1), "cuda:0");
+  // More ranks on a node than GPUs: round-robin over the visible ones.
+  EXPECT_EQ(dist::rank_device("cuda", "cuda:0", e, 2), "cuda:1");
 }
 
 TEST(DistEnv, SettingsAreValidated) {
@@ -439,6 +443,28 @@ TEST(DistRun, TwoRanksOfBatchBEqualOneProcessOfBatch2B) {
   e = max_rel_error(d / "nproc" / last, d / "one" / last, worst);
   EXPECT_LE(e, 1e-5) << "worst tensor " << worst;
   EXPECT_EQ(lines_of(d / "nproc" / "metrics.jsonl"), static_cast<size_t>(K));
+}
+
+// dist.init_single: under a launcher with WORLD_SIZE=1 the run joins a process group of one (the GPU check's
+// NCCL test; Gloo here) and all-reduces its gradients through it; the weights equal the plain run's.
+TEST(DistRun, AWorldOfOneJoinsTheProcessGroupWithInitSingle) {
+  if (in_worker()) GTEST_SKIP();
+  auto d = t::temp_dir("dist_single");
+  const int K = 2;
+  t::write_file(d / "plain.toml", finetune_toml(d / "plain", d / "cache", 2, K, 60));
+  t::write_file(d / "single.toml", finetune_toml(d / "single", d / "cache", 2, K, 60));
+  auto plain = t::run(t::bin("bevt-run") + " " + (d / "plain.toml").string());
+  ASSERT_EQ(plain.status, 0) << plain.output;
+  auto one = t::run(torchrun_env(0, 1, dist::free_port()) + t::bin("bevt-run") + " " + (d / "single.toml").string() +
+                    " --set dist.init_single=true --set dist.backend=gloo --log-level debug");
+  ASSERT_EQ(one.status, 0) << one.output;
+  EXPECT_NE(one.output.find("distributed: rank 0 of 1"), std::string::npos) << one.output;
+  EXPECT_NE(one.output.find("rank 0 (local rank 0) on cpu"), std::string::npos) << one.output;
+  EXPECT_NE(t::read_text(d / "single" / "metrics.jsonl").find("allreduce_time"), std::string::npos);
+  EXPECT_EQ(t::read_text(d / "plain" / "metrics.jsonl").find("allreduce_time"), std::string::npos);
+  std::string worst;
+  const fs::path last = fs::path("checkpoints") / ("step_" + std::to_string(K)) / "model.safetensors";
+  EXPECT_LE(max_rel_error(d / "single" / last, d / "plain" / last, worst), 1e-6) << "worst tensor " << worst;
 }
 
 // BEVT pre-training over 2 ranks: both streams (the image path and the video path use different parameters;

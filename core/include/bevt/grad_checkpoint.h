@@ -1,6 +1,7 @@
-// Activation (gradient) checkpointing for LibTorch 1.13, whose C++ API has no torch.utils.checkpoint:
+// Activation (gradient) checkpointing (LibTorch's C++ API has no torch.utils.checkpoint):
 // `checkpoint(fn, x, anchor)` runs fn(x) without keeping its activations and reruns it during backward with
-// the CPU generator state of the forward, so dropout and drop-path masks repeat exactly. Parameters used by
+// the forward's random state (the CPU generator and, for a CUDA input, that device's generator) and the
+// forward's autocast settings, so dropout and drop-path masks and the precision of every op repeat exactly. Parameters used by
 // fn receive their gradients from the rerun. Shared by every backbone that offers grad_checkpointing.
 #pragma once
 

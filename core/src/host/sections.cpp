@@ -107,9 +107,9 @@ std::string resolve_device(const std::string& requested, const std::string& wher
     if (!torch::cuda::is_available())
       throw UserError(fmt::format("{}: run.device = '{}' but this build or machine has no CUDA (use auto or cpu)",
                                   where, requested));
-    if (index < 0 || static_cast<size_t>(index) >= torch::cuda::device_count())
-      throw UserError(fmt::format("{}: run.device = '{}' but only {} GPU(s) are visible", where, requested,
-                                  torch::cuda::device_count()));
+    const int64_t visible = static_cast<int64_t>(torch::cuda::device_count());
+    if (index < 0 || index >= visible)
+      throw UserError(fmt::format("{}: run.device = '{}' but only {} GPU(s) are visible", where, requested, visible));
     return fmt::format("cuda:{}", index);
   }
   throw UserError(fmt::format("{}: run.device '{}' is not auto, cpu, cuda or cuda:N", where, requested));

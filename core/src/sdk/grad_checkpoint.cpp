@@ -1,6 +1,7 @@
 #include "bevt/grad_checkpoint.h"
 
 #include <ATen/CPUGeneratorImpl.h>
+#include <ATen/autocast_mode.h>
 
 #include <mutex>
 
@@ -23,9 +24,77 @@ namespace {
 using torch::autograd::AutogradContext;
 using torch::autograd::variable_list;
 
-// Keeps the recompute function alive inside the autograd graph (saved_data holds IValues).
+// The random state a block consumes: the CPU generator always, and the default generator of the input's
+// accelerator (dropout and drop path on CUDA draw from the device's own generator, not the CPU's).
+struct RngState {
+  torch::Tensor cpu, device;
+  c10::optional<at::Device> device_of;
+
+  static RngState capture(const torch::Tensor& x) {
+    RngState s;
+    s.cpu = cpu_rng_state();
+    if (x.is_cuda()) {
+      s.device_of = x.device();
+      auto gen = at::globalContext().defaultGenerator(x.device());
+      std::lock_guard<std::mutex> lock(gen.mutex());
+      s.device = gen.get_state();
+    }
+    return s;
+  }
+  void restore() const {
+    set_cpu_rng_state(cpu);
+    if (device_of) {
+      auto gen = at::globalContext().defaultGenerator(*device_of);
+      std::lock_guard<std::mutex> lock(gen.mutex());
+      gen.set_state(device);
+    }
+  }
+};
+
+// Autocast is thread-local and backward may run on another thread (CUDA's device threads): the rerun must see
+// the forward's autocast settings, or it recomputes in another precision than the activations it replaces.
+struct AutocastState {
+  struct One {
+    at::DeviceType type;
+    bool enabled;
+    at::ScalarType dtype;
+  };
+  std::vector<One> per_device;
+  bool cache = true;
+
+  static AutocastState capture() {
+    AutocastState s;
+    for (auto t : {at::kCPU, at::kCUDA})
+      s.per_device.push_back({t, at::autocast::is_autocast_enabled(t), at::autocast::get_autocast_dtype(t)});
+    s.cache = at::autocast::is_autocast_cache_enabled();
+    return s;
+  }
+  void apply() const {
+    for (const auto& o : per_device) {
+      at::autocast::set_autocast_enabled(o.type, o.enabled);
+      at::autocast::set_autocast_dtype(o.type, o.dtype);
+    }
+    at::autocast::set_autocast_cache_enabled(cache);
+  }
+};
+
+class AutocastScope {
+ public:
+  explicit AutocastScope(const AutocastState& want) : saved_(AutocastState::capture()) { want.apply(); }
+  ~AutocastScope() { saved_.apply(); }
+  AutocastScope(const AutocastScope&) = delete;
+  AutocastScope& operator=(const AutocastScope&) = delete;
+
+ private:
+  AutocastState saved_;
+};
+
+// Keeps the recompute function and the forward's state alive inside the autograd graph (saved_data holds
+// IValues).
 struct FnHolder : torch::CustomClassHolder {
   std::function<torch::Tensor(const torch::Tensor&)> fn;
+  RngState rng;
+  AutocastState autocast;
 };
 
 struct Checkpointed : torch::autograd::Function<Checkpointed> {
@@ -33,7 +102,8 @@ struct Checkpointed : torch::autograd::Function<Checkpointed> {
                                c10::intrusive_ptr<FnHolder> holder) {
     (void)anchor;
     ctx->save_for_backward({x});
-    ctx->saved_data["rng"] = cpu_rng_state();
+    holder->rng = RngState::capture(x);
+    holder->autocast = AutocastState::capture();
     torch::NoGradGuard no_grad;
     torch::Tensor y = holder->fn(x);
     ctx->saved_data["fn"] = c10::IValue::make_capsule(std::move(holder));
@@ -43,15 +113,16 @@ struct Checkpointed : torch::autograd::Function<Checkpointed> {
   static variable_list backward(AutogradContext* ctx, variable_list grads) {
     auto x = ctx->get_saved_variables()[0];
     auto holder = c10::static_intrusive_pointer_cast<FnHolder>(ctx->saved_data["fn"].toCapsule());
-    torch::Tensor now = cpu_rng_state();
-    set_cpu_rng_state(ctx->saved_data["rng"].toTensor());
+    RngState now = RngState::capture(x);
+    holder->rng.restore();
     torch::Tensor xd, y;
     {
+      AutocastScope autocast(holder->autocast);
       torch::AutoGradMode on(true);
       xd = x.detach().requires_grad_(x.requires_grad());
       y = holder->fn(xd);
     }
-    set_cpu_rng_state(now);
+    now.restore();
     torch::autograd::backward({y}, {grads[0]});  // parameter gradients accumulate directly
     return {xd.requires_grad() ? xd.grad() : torch::Tensor(), torch::Tensor(), torch::Tensor()};
   }

@@ -52,7 +52,9 @@ TensorMap Head::export_weights() const { return state_dict(*this); }
 torch::Tensor Tokenizer::tokenize(const torch::Tensor& images) {
   if (images.dim() != 4 || images.size(1) != 3)
     throw UserError(fmt::format("tokenizer input must be [N,3,H,W] images, got {} dims", images.dim()));
-  if (images.numel() > 0) {
+  // The range check reads the values: on the host only, so that a tokenizer on an accelerator never waits for
+  // it inside a training step (the pre-training runner checks its views on the host before the copy).
+  if (images.numel() > 0 && images.is_cpu()) {
     double lo = images.min().item<double>(), hi = images.max().item<double>();
     if (!(lo >= -1e-6 && hi <= 1 + 1e-6))  // also NaN
       throw UserError(fmt::format("tokenizer input must be in [0,1], got values in [{:.3g},{:.3g}] (pass images "

@@ -44,22 +44,19 @@ torch::Tensor WindowAttention3DImpl::forward(const torch::Tensor& x, const Windo
   const int64_t Bw = x.size(0), N = x.size(1), C = x.size(2);
   const int64_t hd = C / heads;
   auto qkv_out = qkv->forward(x).view({Bw, N, 3, heads, hd}).permute({2, 0, 3, 1, 4});
-  auto q = qkv_out[0] * scale;
-  auto k = qkv_out[1];
-  auto v = qkv_out[2];
-  auto attn = torch::matmul(q, k.transpose(-2, -1));  // [Bw, nH, N, N]
-  auto add = additive(plan);
-  const bool inplace = !torch::GradMode::is_enabled();
+  auto q = qkv_out[0], k = qkv_out[1], v = qkv_out[2];
+  // One additive term per (window, head): the fused kernels take a 4-D mask broadcastable to [Bw, nH, N, N].
+  // Windows are batch-major, so a shift mask [nW, nH, N, N] repeats once per sample.
+  torch::Tensor add = additive(plan);
   if (plan.mask.defined()) {
-    auto a5 = attn.view({Bw / plan.num_windows, plan.num_windows, heads, N, N});
-    attn = (inplace ? a5.add_(add) : a5 + add).view({Bw, heads, N, N});
-  } else {
-    attn = inplace ? attn.add_(add) : attn + add;
+    const int64_t nW = plan.num_windows, B = Bw / nW;
+    if (B > 1) add = add.unsqueeze(0).expand({B, nW, heads, N, N}).reshape({Bw, heads, N, N});
   }
-  attn = torch::softmax(attn, -1);
-  if (attn_drop > 0 && is_training()) attn = torch::dropout(attn, attn_drop, true);
-  auto out = torch::matmul(attn, v).transpose(1, 2).reshape({Bw, N, C});
-  out = proj->forward(out);
+  // Under autocast q is bf16/fp16: the mask follows it (a float32 mask would make the kernels fall back).
+  if (add.scalar_type() != q.scalar_type()) add = add.to(q.scalar_type());
+  const double p = (attn_drop > 0 && is_training()) ? attn_drop : 0.0;
+  auto out = at::scaled_dot_product_attention(q, k, v, add, p, /*is_causal=*/false, scale);
+  out = proj->forward(out.transpose(1, 2).reshape({Bw, N, C}));
   if (proj_drop > 0 && is_training()) out = torch::dropout(out, proj_drop, true);
   return out;
 }

@@ -1,5 +1,6 @@
-// WindowAttention3D (attn.*): qkv projection, scaled q·kᵀ, one fused additive term (relative-position bias
-// gathered from the table, plus the shift mask when the plan has one), softmax, ·v, projection. The gathered
+// WindowAttention3D (attn.*): qkv projection, then softmax(q·kᵀ·scale + bias)·v through
+// at::scaled_dot_product_attention with one additive term as its attn_mask (relative-position bias gathered
+// from the table, plus the shift mask when the plan has one), so CUDA gets its fused kernels; projection. The gathered
 // bias and the fused term are cached per plan while the table is unchanged and no gradient is needed.
 #pragma once
 

@@ -71,11 +71,13 @@ BackboneSpec VideoSwin::spec() const {
   return s;
 }
 
-const StagePlan& VideoSwin::plan_for(PlanMode mode, int64_t batch, const Dims3& grid) {
+const StagePlan& VideoSwin::plan_for(PlanMode mode, int64_t batch, const Dims3& grid, const torch::Device& device) {
   std::lock_guard<std::mutex> lock(plan_mutex_);
-  auto key = std::make_tuple(static_cast<int>(mode), batch, grid[0], grid[1], grid[2], int64_t{0});
+  const std::string dev = device.str();
+  auto key = std::make_tuple(static_cast<int>(mode), batch, grid[0], grid[1], grid[2], dev);
   auto it = plans_.find(key);
-  if (it == plans_.end()) it = plans_.emplace(key, make_stage_plan(mode, batch, grid, opts_.window_size)).first;
+  if (it == plans_.end())
+    it = plans_.emplace(key, make_stage_plan(mode, batch, grid, opts_.window_size, device)).first;
   return *it->second;
 }
 
@@ -102,7 +104,7 @@ void VideoSwin::run_stages(torch::Tensor x, PlanMode mode, bool image, Features&
   torch::Tensor last;
   for (int64_t i = 0; i < n; ++i) {
     Dims3 grid{x.size(1), x.size(2), x.size(3)};
-    const StagePlan& plan = plan_for(mode, B, grid);
+    const StagePlan& plan = plan_for(mode, B, grid, x.device());
     auto [out, down] = stages_[static_cast<size_t>(i)]->forward(x, plan, opts_.grad_checkpointing);
     f.add(fmt::format("stage{}", i + 1), to_out(out));
     if (i + 1 < n) f.add(fmt::format("stage{}_down", i + 1), to_out(down));

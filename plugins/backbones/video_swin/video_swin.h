@@ -6,6 +6,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <string>
 #include <tuple>
 
 #include "bevt/backbone.h"
@@ -36,7 +37,7 @@ class VideoSwin : public Backbone {
   void init_weights();
   // Runs the stages on channels-last tokens [B,D,H,W,C]; `image` drops the time axis of the features.
   void run_stages(torch::Tensor x, PlanMode mode, bool image, Features& f);
-  const StagePlan& plan_for(PlanMode mode, int64_t batch, const Dims3& grid);
+  const StagePlan& plan_for(PlanMode mode, int64_t batch, const Dims3& grid, const torch::Device& device);
   torch::Tensor insert_mask_token(const torch::Tensor& x, const torch::Tensor& mask, const std::vector<int64_t>& grid);
   // Weight conversions (weights.cpp).
   TensorMap inflate_2d(TensorMap t) const;
@@ -53,7 +54,7 @@ class VideoSwin : public Backbone {
 
   std::mutex plan_mutex_;
   // Plans are never evicted: checkpointed blocks refer to them until backward.
-  std::map<std::tuple<int, int64_t, int64_t, int64_t, int64_t, int64_t>, std::shared_ptr<StagePlan>> plans_;
+  std::map<std::tuple<int, int64_t, int64_t, int64_t, int64_t, std::string>, std::shared_ptr<StagePlan>> plans_;
 };
 
 }  // namespace bevt::swin

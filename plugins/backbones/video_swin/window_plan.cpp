@@ -112,7 +112,25 @@ torch::Tensor relative_position_index(const Dims3& w) {
   return idx;
 }
 
-std::shared_ptr<StagePlan> make_stage_plan(PlanMode mode, int64_t B, const Dims3& grid, const Dims3& tw) {
+namespace {
+void move_plan(WindowPlan& p, const torch::Device& d) {
+  for (torch::Tensor* t : {&p.gather, &p.scatter, &p.mask, &p.bias_index})
+    if (t->defined()) *t = t->to(d);
+}
+
+std::shared_ptr<StagePlan> make_stage_plan_cpu(PlanMode mode, int64_t B, const Dims3& grid, const Dims3& tw);
+}  // namespace
+
+std::shared_ptr<StagePlan> make_stage_plan(PlanMode mode, int64_t B, const Dims3& grid, const Dims3& tw,
+                                           const torch::Device& device) {
+  auto sp = make_stage_plan_cpu(mode, B, grid, tw);
+  if (device != torch::Device(torch::kCPU))
+    for (auto& p : sp->plans) move_plan(p, device);
+  return sp;
+}
+
+namespace {
+std::shared_ptr<StagePlan> make_stage_plan_cpu(PlanMode mode, int64_t B, const Dims3& grid, const Dims3& tw) {
   auto sp = std::make_shared<StagePlan>();
   if (mode == PlanMode::Video) {
     Dims3 w = tw, s{tw[0] / 2, tw[1] / 2, tw[2] / 2};
@@ -153,5 +171,7 @@ std::shared_ptr<StagePlan> make_stage_plan(PlanMode mode, int64_t B, const Dims3
   sp->plans[1] = build(B, grid, w, s, shifted, s, idx, key);
   return sp;
 }
+
+}  // namespace
 
 }  // namespace bevt::swin

@@ -1,7 +1,8 @@
 // Window geometry of one stage for one input shape: effective window and shift (get_window_size), the
 // gather/scatter indices that do padding + cyclic shift + window partition (and their inverse) in one copy
 // each, the -100 region mask of shifted windows, and which rows of the relative-position table each window
-// pair reads. Built once per (mode, batch, shape) and cached by the model.
+// pair reads. Built once per (mode, batch, shape, device) on the CPU, moved to the input's device, and cached
+// by the model under that device: a plan made for one device is never handed to a forward on another.
 #pragma once
 
 #include <array>
@@ -44,7 +45,9 @@ enum class PlanMode { Video, ImageBevt, ImageSwin };
 
 // Plans for a stage of `grid` (t, h, w) tokens; images pass t = 1. `table_window` is the window the
 // relative-position table was built for. Throws UserError when an image grid cannot hold the window
-// in the official BEVT image mode.
-std::shared_ptr<StagePlan> make_stage_plan(PlanMode mode, int64_t batch, const Dims3& grid, const Dims3& table_window);
+// in the official BEVT image mode. Every tensor of the plan lives on `device` (the mask in float32; the
+// attention casts it to its own dtype).
+std::shared_ptr<StagePlan> make_stage_plan(PlanMode mode, int64_t batch, const Dims3& grid, const Dims3& table_window,
+                                           const torch::Device& device = torch::kCPU);
 
 }  // namespace bevt::swin

@@ -484,7 +484,7 @@ class VqTokenizer : public bevt::Tokenizer {
     const int64_t chunk = 4096;
     for (int64_t s = 0; s < flat.size(0); s += chunk)
       parts.push_back(quantize_->cosine(flat.slice(0, s, std::min(s + chunk, flat.size(0)))).argmax(1));
-    torch::Tensor ids = parts.empty() ? torch::zeros({0}, torch::kInt64) : torch::cat(parts);
+    torch::Tensor ids = parts.empty() ? torch::zeros({0}, flat.options().dtype(torch::kInt64)) : torch::cat(parts);
     return ids.reshape({N, h, w});
   }
 
@@ -563,7 +563,9 @@ class VqTokenizer : public bevt::Tokenizer {
     if (images.dim() != 4 || images.size(1) != 3)
       throw bevt::UserError(fmt::format("{}: {} must be [N,3,H,W] images in [0,1], got [{}]", name_, what,
                                         fmt::join(images.sizes(), ",")));
-    if (images.numel() > 0) {
+    // Read on the host only: a tokenizer on an accelerator never waits for the check (the host checks its views
+    // before the copy).
+    if (images.numel() > 0 && images.is_cpu()) {
       double lo = images.min().item<double>(), hi = images.max().item<double>();
       if (!(lo >= -1e-6 && hi <= 1 + 1e-6))
         throw bevt::UserError(fmt::format(

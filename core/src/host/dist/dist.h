@@ -55,6 +55,7 @@ struct Settings {
   double bucket_mb = 25;         // gradient all-reduce bucket size
   bool overlap = true;           // all-reduce buckets during backward as their gradients become ready
   bool broadcast_buffers = true; // floating-point buffers (EMA codebooks, ...) follow rank 0 after each step
+  bool init_single = false;      // join a process group at world size 1 too (a backend check)
   static Settings from(const Config& dist_table);  // UserError naming the key on a bad value
 };
 const std::vector<KeySpec>& settings_keys();
@@ -77,8 +78,10 @@ std::string backend_name();  // "gloo", "nccl" or "" when not active
 // ("cpu", "cuda:N"). A port in use or an unreachable master is a UserError; ranks that do not join within the
 // timeout are named in a RunError.
 void init(const LaunchEnv& env, const Settings& settings, const std::string& device, const std::string& experiment);
-// The device of this rank: "auto"/"cuda" on a CUDA machine → cuda:LOCAL_RANK; anything else unchanged.
-std::string rank_device(const std::string& requested, const std::string& resolved, const LaunchEnv& env);
+// The device of this rank: "auto"/"cuda" on a CUDA machine → cuda:(LOCAL_RANK mod visible devices); anything
+// else unchanged. `visible` < 0: torch::cuda::device_count().
+std::string rank_device(const std::string& requested, const std::string& resolved, const LaunchEnv& env,
+                        int64_t visible = -1);
 // Orderly end of a successful run: waits for every rank, so that the rank hosting the store outlives the rest.
 void finish();
 // This rank failed with `message`: the other ranks exit naming it (best effort; never throws).

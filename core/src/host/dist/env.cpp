@@ -183,6 +183,8 @@ const std::vector<KeySpec>& settings_keys() {
       key("bucket_mb", 25.0, "gradient all-reduce bucket size in MiB"),
       key("overlap", true, "all-reduce gradient buckets during backward as they become ready"),
       key("broadcast_buffers", true, "floating-point buffers (e.g. EMA codebooks) follow rank 0 after each step"),
+      key("init_single", false,
+          "join a process group even at world size 1 under a launcher (checks the backend, e.g. NCCL, on one GPU)"),
   };
   return keys;
 }
@@ -199,13 +201,19 @@ Settings Settings::from(const Config& c) {
   if (!(s.bucket_mb > 0)) throw UserError(fmt::format("{}: dist.bucket_mb must be > 0", c.where("bucket_mb")));
   s.overlap = c.get_bool("overlap");
   s.broadcast_buffers = c.get_bool("broadcast_buffers");
+  s.init_single = c.get_bool("init_single");
   return s;
 }
 
-std::string rank_device(const std::string& requested, const std::string& resolved, const LaunchEnv& env) {
+std::string rank_device(const std::string& requested, const std::string& resolved, const LaunchEnv& env,
+                        int64_t visible) {
   if (resolved.rfind("cuda", 0) != 0) return resolved;
-  // One GPU per local rank unless the experiment names one explicitly.
-  if (requested == "auto" || requested == "cuda") return fmt::format("cuda:{}", env.local_rank);
+  if (visible < 0) visible = static_cast<int64_t>(torch::cuda::device_count());
+  // One GPU per local rank unless the experiment names one explicitly. Modulo the visible devices: Slurm and
+  // some torchrun set-ups give each task its own CUDA_VISIBLE_DEVICES (one device, whatever LOCAL_RANK is), and
+  // more ranks than GPUs on a node share them round-robin rather than asking for a device that is not there.
+  if ((requested == "auto" || requested == "cuda") && visible > 0)
+    return fmt::format("cuda:{}", env.local_rank % visible);
   return resolved;
 }
 

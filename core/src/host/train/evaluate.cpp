@@ -58,7 +58,7 @@ torch::Tensor apply_probe(const torch::Tensor& input, Probe probe, const std::ve
     std::vector<int64_t> perm(static_cast<size_t>(T));
     for (int64_t t = 0; t < T; ++t) perm[static_cast<size_t>(t)] = t;
     for (int64_t t = T - 1; t > 0; --t) std::swap(perm[static_cast<size_t>(t)], perm[static_cast<size_t>(rng.randint(0, t))]);
-    out.push_back(input[i].index_select(tdim - 1, torch::tensor(perm)));
+    out.push_back(input[i].index_select(tdim - 1, torch::tensor(perm).to(input.device())));
   }
   return torch::stack(out);
 }

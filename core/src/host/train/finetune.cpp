@@ -27,17 +27,12 @@ std::shared_ptr<Dataset> need_dataset(const RunContext& ctx, const std::vector<s
   throw UserError(fmt::format("run.mode = '{}' needs a dataset table: [{}]", ctx.run.mode, paths.front()));
 }
 
-void to_device(TrainModel& m, const torch::Device& d) {
-  m.backbone->to(d);
-  for (auto& [k, h] : m.heads) h->to(d);
-}
-
 int run_finetune(const RunContext& ctx) {
   TrainModel model = assemble_model(ctx.composition, false);
   if (!model.heads.count("cls")) throw UserError("fine-tuning needs a [model.heads.cls] head (plugin = \"i3d\")");
   initialise_model(ctx, model, false);
   const torch::Device device(ctx.run.device);
-  to_device(model, device);
+  model.to(device);
   Config lc = host_section(ctx.root, "loader");
   Config fc = host_section(ctx.root, "finetune");
   auto train_ds = need_dataset(ctx, {"data.train"});
@@ -119,7 +114,7 @@ int run_eval(const RunContext& ctx, bool probes) {
   TrainModel model = assemble_model(ctx.composition, false);
   initialise_model(ctx, model, true);
   const torch::Device device(ctx.run.device);
-  to_device(model, device);
+  model.to(device);
   auto ds = need_dataset(ctx, {"data.test", "data.val"});
   auto s = make_stream(ctx, "test", ds, host_section(ctx.root, "loader").get_int("eval_batch_size"), false, 3);
   std::map<std::string, EvalResult> variants;

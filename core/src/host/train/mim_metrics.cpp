@@ -6,6 +6,14 @@
 
 namespace bevt::host::train {
 
+// Every term is a masked mean (sum over masked cells / their count): no boolean indexing, so no data-dependent
+// shape and no host sync inside the step; the count is clamped to 1, so a batch with nothing masked gives 0.
+namespace {
+torch::Tensor masked_mean(const torch::Tensor& values, const torch::Tensor& weight) {
+  return (values * weight).sum() / weight.sum().clamp_min(1);
+}
+}  // namespace
+
 torch::Tensor copy_baseline_accuracy(const torch::Tensor& tokens, const torch::Tensor& mask, int64_t vocab) {
   torch::NoGradGuard no_grad;
   // Per-sample counts of the visible tokens: scatter_add keeps this [B, V], never [B, L, V].
@@ -13,9 +21,7 @@ torch::Tensor copy_baseline_accuracy(const torch::Tensor& tokens, const torch::T
   torch::Tensor counts = torch::zeros({tokens.size(0), vocab}, visible.options());
   counts.scatter_add_(1, tokens, visible);
   torch::Tensor modal = counts.argmax(1, /*keepdim=*/true);  // first maximum: the smallest id on ties
-  torch::Tensor hits = (tokens == modal).index({mask});
-  if (hits.numel() == 0) return torch::zeros({}, visible.options());
-  return hits.to(torch::kFloat).mean();
+  return masked_mean((tokens == modal).to(torch::kFloat), mask.to(torch::kFloat));
 }
 
 std::map<std::string, torch::Tensor> masked_token_terms(const torch::Tensor& logits, const torch::Tensor& tokens,
@@ -27,17 +33,18 @@ std::map<std::string, torch::Tensor> masked_token_terms(const torch::Tensor& log
                                 "(make the tokenizer view size / tokenizer downsample equal the decoder grid: "
                                 "e.g. set data.{}.tokenizer_size)",
                                 stream, logits.size(1), sel.size(1), stream));
-  torch::Tensor l = logits.index({sel});
-  torch::Tensor t = tgt.index({sel});
+  const torch::Tensor w = sel.to(torch::kFloat);
+  namespace F = torch::nn::functional;
+  // Cross-entropy in float32 whatever autocast gave the logits, as autocast itself runs cross_entropy.
+  torch::Tensor ce = F::cross_entropy(logits.reshape({-1, logits.size(2)}).to(torch::kFloat), tgt.reshape({-1}),
+                                      F::CrossEntropyFuncOptions().reduction(torch::kNone))
+                         .view_as(w);
   std::map<std::string, torch::Tensor> out;
-  if (t.numel() == 0) {
-    out["loss_" + stream] = logits.sum() * 0;
-    out["acc_" + stream] = torch::zeros({});
-    out["copy_" + stream] = torch::zeros({});
-    return out;
+  out["loss_" + stream] = masked_mean(ce, w);
+  {
+    torch::NoGradGuard no_grad;
+    out["acc_" + stream] = masked_mean((logits.argmax(-1) == tgt).to(torch::kFloat), w);
   }
-  out["loss_" + stream] = torch::nn::functional::cross_entropy(l, t);
-  out["acc_" + stream] = (l.argmax(-1) == t).to(torch::kFloat).mean().detach();
   out["copy_" + stream] = copy_baseline_accuracy(tgt, sel, logits.size(2));
   return out;
 }

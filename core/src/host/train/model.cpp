@@ -5,6 +5,7 @@
 #include <set>
 
 #include "bevt/error.h"
+#include "bevt/module_device.h"
 #include "bevt/state_dict.h"
 
 namespace bevt::host::train {
@@ -31,28 +32,30 @@ TrainModel assemble_model(const Composition& comp, bool tie_lm_head) {
       throw UserError(fmt::format("{}: [{}] must be a head plugin", c.cfg.where(), c.path));
     m.heads[c.path.substr(prefix.size())] = std::static_pointer_cast<Head>(c.object);
   }
-  if (tie_lm_head) {
-    torch::Tensor primary_w, primary_b;
-    for (auto& [slot, head] : m.heads) {
-      // find() points into the dictionary, which must outlive the pointers.
-      auto params = head->named_parameters();
-      torch::Tensor* w = params.find("cls_head.lm_head.weight");
-      torch::Tensor* b = params.find("cls_head.lm_head.bias");
-      if (!w || !b) continue;
-      if (!primary_w.defined()) {
-        primary_w = *w;
-        primary_b = *b;
-        continue;
-      }
-      if (w->sizes() != primary_w.sizes()) continue;
-      torch::NoGradGuard no_grad;
-      w->set_(primary_w);
-      b->set_(primary_b);
-      m.aliases.emplace_back(*w, primary_w);
-      m.aliases.emplace_back(*b, primary_b);
-    }
-  }
+  if (tie_lm_head) tie_lm_heads(m);
   return m;
+}
+
+void tie_lm_heads(TrainModel& m) {
+  torch::Tensor primary_w, primary_b;
+  for (auto& [slot, head] : m.heads) {
+    // find() points into the dictionary, which must outlive the pointers.
+    auto params = head->named_parameters();
+    torch::Tensor* w = params.find("cls_head.lm_head.weight");
+    torch::Tensor* b = params.find("cls_head.lm_head.bias");
+    if (!w || !b) continue;
+    if (!primary_w.defined()) {
+      primary_w = *w;
+      primary_b = *b;
+      continue;
+    }
+    if (w->sizes() != primary_w.sizes()) continue;
+    torch::NoGradGuard no_grad;
+    w->set_(primary_w);
+    b->set_(primary_b);
+    m.aliases.emplace_back(*w, primary_w);
+    m.aliases.emplace_back(*b, primary_b);
+  }
 }
 
 std::vector<NamedParam> TrainModel::parameters() const {
@@ -60,7 +63,8 @@ std::vector<NamedParam> TrainModel::parameters() const {
   std::set<const void*> seen;
   auto add = [&](const std::string& name, const torch::Tensor& t) {
     if (!t.requires_grad()) return;
-    if (!seen.insert(t.data_ptr()).second) return;
+    // Tied parameters share a storage (not only an address: meta tensors have none).
+    if (!seen.insert(t.unsafeGetTensorImpl()->storage().unsafeGetStorageImpl()).second) return;
     out.push_back({name, t});
   };
   if (standalone)
@@ -118,6 +122,28 @@ void TrainModel::train(bool on) {
   if (standalone) standalone->train(on);
   if (backbone) backbone->train(on);
   for (auto& [slot, head] : heads) head->train(on);
+}
+
+void TrainModel::to(const torch::Device& device) {
+  if (standalone) module_to(*standalone, device);
+  if (backbone) module_to(*backbone, device);
+  for (auto& [slot, head] : heads) module_to(*head, device);
+  retie();
+}
+
+void TrainModel::to(torch::ScalarType dtype) {
+  if (standalone) standalone->to(dtype);
+  if (backbone) backbone->to(dtype);
+  for (auto& [slot, head] : heads) head->to(dtype);
+  retie();
+}
+
+void TrainModel::retie() {
+  torch::NoGradGuard no_grad;
+  for (auto& [alias, primary] : aliases)
+    if (!alias.is_same(primary) && alias.unsafeGetTensorImpl()->storage().unsafeGetStorageImpl() !=
+                                       primary.unsafeGetTensorImpl()->storage().unsafeGetStorageImpl())
+      alias.set_(primary);
 }
 
 void TrainModel::fold_alias_grads() {

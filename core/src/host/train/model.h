@@ -30,6 +30,11 @@ struct TrainModel {
   void load_state(const TensorMap& tensors, const std::string& source);
   void train(bool on);
   void fold_alias_grads();
+  // Moves every module, then ties each alias to its primary again: Module::to gives every parameter its own new
+  // storage, which would silently untie a shared classifier (and optimise two copies of it).
+  void to(const torch::Device& device);
+  void to(torch::ScalarType dtype);
+  void retie();
 };
 
 // Component lookup by table path ("model.backbone"); nullptr when absent.
@@ -43,5 +48,7 @@ std::shared_ptr<T> component_as(const Composition& c, const std::string& path) {
 // model.backbone plus every table under model.heads; with tie_lm_head, heads that each hold a
 // cls_head.lm_head of the same shape share the first one's (BEVT's one vocabulary classifier).
 TrainModel assemble_model(const Composition& comp, bool tie_lm_head);
+// The tying itself: every head's cls_head.lm_head of the first one's shape shares its storage (an alias).
+void tie_lm_heads(TrainModel& m);
 
 }  // namespace bevt::host::train
