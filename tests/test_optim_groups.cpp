@@ -1,6 +1,7 @@
 // Which parameter lands in which group with which lr and weight decay, read from the shipped experiment files
 // and a real Video Swin's layer levels: mmcv's custom_keys (longest key wins, with its quirk on the relative
 // position tables), BEVT's K400 layer decay, the per-epoch cosine, EMA and the fp16 loss scaler.
+#include <ATen/autocast_mode.h>
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -156,27 +157,67 @@ TEST(OptimEma, FollowsMmcvsEmaHookAndSwaps) {
 }
 
 TEST(OptimAmp, Fp16ScalerSkipsOverflowAndBacksOff) {
+  // torch's own _amp_foreach_non_finite_check_and_unscale_ / _amp_update_scale_ on CPU tensors, with infs and
+  // NaNs injected: the expected sequence is torch.amp.GradScaler's (×2 after growth_interval clean steps, ×0.5
+  // and the clean count reset on an overflow).
   tr::GradScaler sc(true, 1024.0, 2);
-  auto p = params({"w"});
+  auto p = params({"w", "v"});
   p[0].param.mutable_grad() = torch::tensor({2048.0f, 1024.0f});
+  p[1].param.mutable_grad() = torch::tensor({512.0f});
   EXPECT_TRUE(sc.unscale(p));
   EXPECT_FLOAT_EQ(p[0].param.grad()[0].item<float>(), 2.0f);
-  sc.update(false);
-  sc.update(false);
+  EXPECT_FLOAT_EQ(p[1].param.grad()[0].item<float>(), 0.5f);
+  sc.update();
+  EXPECT_DOUBLE_EQ(sc.scale(), 1024.0);  // one clean step: not yet
+  sc.update();
   EXPECT_DOUBLE_EQ(sc.scale(), 2048.0);  // grows after growth_interval clean steps
   p[0].param.mutable_grad() = torch::tensor({INFINITY, 1.0f});
   EXPECT_FALSE(sc.unscale(p));
-  sc.update(true);
+  sc.update();
   EXPECT_DOUBLE_EQ(sc.scale(), 1024.0);
+  p[1].param.mutable_grad() = torch::tensor({NAN});
+  p[0].param.mutable_grad() = torch::tensor({1.0f, 1.0f});
+  EXPECT_FALSE(sc.unscale(p));  // a NaN in the second tensor is found too
+  sc.update();
+  EXPECT_DOUBLE_EQ(sc.scale(), 512.0);
+  p[1].param.mutable_grad() = torch::tensor({4.0f});
+  EXPECT_TRUE(sc.unscale(p));
+  sc.update();  // one clean step after the overflow: the count restarted
   bevt::TensorMap st;
   sc.save(st);
   tr::GradScaler back(true);
   back.load(st);
-  EXPECT_DOUBLE_EQ(back.scale(), 1024.0);
+  EXPECT_DOUBLE_EQ(back.scale(), 512.0);
+  back.update();  // the restored count (1 clean step) + 1 reaches growth_interval... of `back` (2000): no growth
+  EXPECT_DOUBLE_EQ(back.scale(), 512.0);
+  tr::GradScaler back2(true, 65536.0, 2);
+  back2.load(st);
+  back2.unscale(p);
+  back2.update();  // restored count 1 + this clean step = 2 = growth_interval
+  EXPECT_DOUBLE_EQ(back2.scale(), 1024.0);
+  // Disabled (fp32, bf16): the identity.
+  tr::GradScaler off(false);
+  EXPECT_TRUE(off.unscale(p));
+  EXPECT_TRUE(off.scale_loss(torch::ones({})).equal(torch::ones({})));
 }
 
-TEST(OptimAmp, MixedPrecisionOffCudaIsAConfigError) {
+TEST(OptimAmp, Fp16OffCudaIsAConfigErrorBf16RunsOnCpu) {
   EXPECT_EQ(tr::parse_precision("fp32", "cpu", "x"), tr::Precision::Fp32);
-  EXPECT_THROW(tr::parse_precision("bf16", "cpu", "x.toml:3"), bevt::UserError);
+  EXPECT_EQ(tr::parse_precision("bf16", "cpu", "x"), tr::Precision::Bf16);
+  EXPECT_EQ(tr::parse_precision("fp16", "cuda:0", "x"), tr::Precision::Fp16);
+  EXPECT_THROW(tr::parse_precision("fp16", "cpu", "x.toml:3"), bevt::UserError);
   EXPECT_THROW(tr::parse_precision("fp8", "cuda", "x.toml:3"), bevt::UserError);
+}
+
+TEST(OptimAmp, AutocastGuardTurnsCpuAutocastOnAndRestoresIt) {
+  ASSERT_FALSE(at::autocast::is_autocast_enabled(at::kCPU));
+  auto a = torch::randn({4, 8}), b = torch::randn({8, 3});
+  {
+    tr::AutocastGuard g(tr::Precision::Bf16, torch::kCPU);
+    EXPECT_TRUE(at::autocast::is_autocast_enabled(at::kCPU));
+    EXPECT_EQ(torch::matmul(a, b).scalar_type(), torch::kBFloat16);
+  }
+  EXPECT_FALSE(at::autocast::is_autocast_enabled(at::kCPU));
+  EXPECT_EQ(torch::matmul(a, b).scalar_type(), torch::kFloat32);
+  { tr::AutocastGuard g(tr::Precision::Fp32, torch::kCPU); EXPECT_FALSE(at::autocast::is_autocast_enabled(at::kCPU)); }
 }

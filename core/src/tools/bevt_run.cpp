@@ -111,8 +111,10 @@ int main(int argc, char** argv) {
     }
     // Under torchrun, Slurm or --nproc: join the world (pipeline drivers do not: each stage is its own run).
     auto launch = dist::launch_env();
-    if (launch && launch->world_size > 1 && run.mode != "pipeline" && !dry_run) {
+    const bool join_alone = launch && launch->world_size == 1 && host_section(root, "dist").get_bool("init_single");
+    if (launch && (launch->world_size > 1 || join_alone) && run.mode != "pipeline" && !dry_run) {
       run.device = dist::rank_device(root.get_table("run").get_string("device"), run.device, *launch);
+      log_info("rank {} (local rank {}) on {}", launch->rank, launch->local_rank, run.device);
       dist::init(*launch, dist::Settings::from(host_section(root, "dist")), run.device, root.to_toml());
       if (!dist::is_main() && !app.count("--log-level")) set_log_level(LogLevel::Warn);
     }

@@ -3,8 +3,6 @@
 #include <ATen/autocast_mode.h>
 #include <fmt/format.h>
 
-#include <cmath>
-
 #include "bevt/error.h"
 
 namespace bevt::host::train {
@@ -19,77 +17,78 @@ Precision parse_precision(const std::string& value, const std::string& device, c
     p = Precision::Fp16;
   else
     throw UserError(fmt::format("{}: run.precision '{}' is not one of fp32, bf16, fp16", where, value));
-  if (p != Precision::Fp32 && device.rfind("cuda", 0) != 0)
-    throw UserError(fmt::format("{}: run.precision = '{}' needs a CUDA device (run.device resolved to '{}'); use "
-                                "fp32 on the CPU",
-                                where, value, device));
+  if (p == Precision::Fp16 && device.rfind("cuda", 0) != 0)
+    throw UserError(fmt::format("{}: run.precision = 'fp16' needs a CUDA device (run.device resolved to '{}'); "
+                                "use bf16 or fp32 on the CPU",
+                                where, device));
   return p;
 }
 
-namespace {
-// LibTorch 2.4 replaced the CUDA-specific autocast calls by device-type ones.
-#if (TORCH_VERSION_MAJOR > 2) || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 4)
-bool cuda_autocast_enabled() { return at::autocast::is_autocast_enabled(at::kCUDA); }
-void set_cuda_autocast(bool on) { at::autocast::set_autocast_enabled(at::kCUDA, on); }
-void set_cuda_autocast_dtype(at::ScalarType t) { at::autocast::set_autocast_dtype(at::kCUDA, t); }
-#else
-bool cuda_autocast_enabled() { return at::autocast::is_enabled(); }
-void set_cuda_autocast(bool on) { at::autocast::set_enabled(on); }
-void set_cuda_autocast_dtype(at::ScalarType t) { at::autocast::set_autocast_gpu_dtype(t); }
-#endif
-}  // namespace
+const char* precision_name(Precision p) {
+  switch (p) {
+    case Precision::Bf16: return "bf16";
+    case Precision::Fp16: return "fp16";
+    default: return "fp32";
+  }
+}
 
-AutocastGuard::AutocastGuard(Precision p) {
+AutocastGuard::AutocastGuard(Precision p, const torch::Device& device) {
   if (p == Precision::Fp32) return;
   active_ = true;
-  prev_enabled_ = cuda_autocast_enabled();
-  set_cuda_autocast_dtype(p == Precision::Bf16 ? at::kBFloat16 : at::kHalf);
-  set_cuda_autocast(true);
+  type_ = device.type();
+  prev_enabled_ = at::autocast::is_autocast_enabled(type_);
+  prev_dtype_ = at::autocast::get_autocast_dtype(type_);
+  at::autocast::set_autocast_dtype(type_, p == Precision::Bf16 ? at::kBFloat16 : at::kHalf);
+  at::autocast::set_autocast_enabled(type_, true);
   at::autocast::increment_nesting();
 }
 
 AutocastGuard::~AutocastGuard() {
   if (!active_) return;
   if (at::autocast::decrement_nesting() == 0) at::autocast::clear_cache();
-  set_cuda_autocast(prev_enabled_);
+  at::autocast::set_autocast_enabled(type_, prev_enabled_);
+  at::autocast::set_autocast_dtype(type_, prev_dtype_);
 }
 
-GradScaler::GradScaler(bool enabled, double init_scale, int64_t growth_interval)
-    : enabled_(enabled), scale_(init_scale), growth_interval_(growth_interval) {}
+GradScaler::GradScaler(bool enabled, double init_scale, int64_t growth_interval, const torch::Device& device)
+    : enabled_(enabled), growth_interval_(growth_interval) {
+  auto f = torch::TensorOptions().device(device).dtype(torch::kFloat32);
+  scale_ = torch::full({1}, init_scale, f);
+  tracker_ = torch::zeros({1}, f.dtype(torch::kInt32));
+  found_inf_ = torch::zeros({1}, f);
+}
 
-bool GradScaler::unscale(const std::vector<NamedParam>& params) const {
+double GradScaler::scale() const { return scale_.item<double>(); }
+
+bool GradScaler::unscale(const std::vector<NamedParam>& params) {
   if (!enabled_) return true;
   torch::NoGradGuard no_grad;
-  bool finite = true;
-  for (const auto& p : params) {
-    if (!p.param.grad().defined()) continue;
-    p.param.mutable_grad().div_(scale_);
-    if (finite && !torch::isfinite(p.param.grad()).all().item<bool>()) finite = false;
-  }
-  return finite;
+  std::vector<torch::Tensor> grads;
+  for (const auto& p : params)
+    if (p.param.grad().defined()) grads.push_back(p.param.mutable_grad());
+  found_inf_.zero_();
+  // The reciprocal in float64, as torch's GradScaler computes it.
+  torch::Tensor inv = scale_.to(torch::kFloat64).reciprocal().to(torch::kFloat32);
+  if (!grads.empty()) at::_amp_foreach_non_finite_check_and_unscale_(grads, found_inf_, inv);
+  return found_inf_.item<float>() == 0.0f;
 }
 
-void GradScaler::update(bool found_inf) {
+void GradScaler::update() {
   if (!enabled_) return;
-  if (found_inf) {
-    scale_ *= 0.5;
-    clean_steps_ = 0;
-  } else if (++clean_steps_ >= growth_interval_) {
-    scale_ *= 2.0;
-    clean_steps_ = 0;
-  }
+  at::_amp_update_scale_(scale_, tracker_, found_inf_, growth_, backoff_, growth_interval_);
 }
 
 void GradScaler::save(TensorMap& s) const {
   if (!enabled_) return;
-  s["__grad_scaler__"] = torch::tensor({scale_, static_cast<double>(clean_steps_)}, torch::kFloat64);
+  s["__grad_scaler__"] = torch::cat({scale_.to(torch::kFloat64).cpu(), tracker_.to(torch::kFloat64).cpu()});
 }
 
 void GradScaler::load(const TensorMap& s) {
   auto it = s.find("__grad_scaler__");
   if (!enabled_ || it == s.end()) return;
-  scale_ = it->second[0].item<double>();
-  clean_steps_ = static_cast<int64_t>(it->second[1].item<double>());
+  torch::NoGradGuard no_grad;
+  scale_.fill_(it->second[0].item<double>());
+  tracker_.fill_(static_cast<int64_t>(it->second[1].item<double>()));
 }
 
 }  // namespace bevt::host::train

@@ -1,6 +1,9 @@
-// Mixed precision on CUDA (run.precision): bf16 autocast, or fp16 autocast with dynamic loss scaling as
-// torch.cuda.amp.GradScaler does it (scale 2^16, ×0.5 and skip the step on an inf/NaN gradient, ×2 after 2000
-// clean steps). fp32 everywhere else; asking for mixed precision on the CPU is a configuration error.
+// Mixed precision (run.precision): autocast through LibTorch's autocast state on the run's device type (bf16 on
+// CPU and CUDA, fp16 on CUDA), and for fp16 a dynamic loss scaler as torch.amp.GradScaler runs it, on torch's own
+// ops: _amp_foreach_non_finite_check_and_unscale_ unscales every gradient and flags an inf/NaN in one pass, and
+// _amp_update_scale_ halves the scale on overflow and doubles it after growth_interval clean steps. The scale
+// and the clean-step count live on the device, so nothing waits for the host but the one skip decision per
+// step (as in torch's GradScaler).
 #pragma once
 
 #include <string>
@@ -13,40 +16,47 @@ namespace bevt::host::train {
 enum class Precision { Fp32, Bf16, Fp16 };
 
 // Reads run.precision; `device` is the resolved run.device. Throws UserError (naming `where`) for an unknown
-// value or mixed precision off CUDA.
+// value, or fp16 off CUDA (CPU autocast has bf16 kernels; fp16 ones are CUDA's).
 Precision parse_precision(const std::string& value, const std::string& device, const std::string& where);
+const char* precision_name(Precision p);
 
-// Autocast on CUDA for the lifetime of the guard (nothing for Fp32).
+// Autocast on `device`'s type for the lifetime of the guard (nothing for Fp32); restores the previous state.
 class AutocastGuard {
  public:
-  explicit AutocastGuard(Precision p);
+  AutocastGuard(Precision p, const torch::Device& device);
   ~AutocastGuard();
   AutocastGuard(const AutocastGuard&) = delete;
   AutocastGuard& operator=(const AutocastGuard&) = delete;
 
  private:
   bool active_ = false;
+  at::DeviceType type_ = at::kCPU;
   bool prev_enabled_ = false;
+  at::ScalarType prev_dtype_ = at::kBFloat16;
 };
 
 class GradScaler {
  public:
-  explicit GradScaler(bool enabled, double init_scale = 65536.0, int64_t growth_interval = 2000);
+  explicit GradScaler(bool enabled, double init_scale = 65536.0, int64_t growth_interval = 2000,
+                      const torch::Device& device = torch::kCPU);
   bool enabled() const { return enabled_; }
-  double scale() const { return scale_; }
+  double scale() const;  // reads the device (logging only)
   torch::Tensor scale_loss(const torch::Tensor& loss) const { return enabled_ ? loss * scale_ : loss; }
-  // Divides every gradient by the scale; false when one holds an inf or NaN (the step must be skipped).
-  bool unscale(const std::vector<NamedParam>& params) const;
-  // After each optimiser step (or skipped step): back off on overflow, grow after growth_interval clean steps.
-  void update(bool found_inf);
-  // Round trip through the optimiser checkpoint.
+  // Multiplies every gradient by 1/scale; false when one held an inf or NaN (the step must be skipped).
+  bool unscale(const std::vector<NamedParam>& params);
+  // After each optimiser step (or skipped step), with what unscale found.
+  void update();
+  // Round trip through the optimiser checkpoint ("__grad_scaler__": scale, clean steps).
   void save(TensorMap& optim_state) const;
   void load(const TensorMap& optim_state);
 
  private:
   bool enabled_;
-  double scale_;
-  int64_t growth_interval_, clean_steps_ = 0;
+  double growth_ = 2.0, backoff_ = 0.5;
+  int64_t growth_interval_;
+  torch::Tensor scale_;      // [1] float32
+  torch::Tensor tracker_;    // [1] int32: clean steps since the last change
+  torch::Tensor found_inf_;  // [1] float32
 };
 
 }  // namespace bevt::host::train

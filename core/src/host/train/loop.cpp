@@ -15,6 +15,7 @@
 #include "bevt/rng.h"
 #include "bevt/safetensors.h"
 #include "amp.h"
+#include "device_memory.h"
 #include "ema.h"
 #include "host/dist/data_parallel.h"
 #include "host/sections.h"
@@ -137,7 +138,7 @@ LoopResult run_loop(const RunContext& ctx, TrainModel& model, const LoopSpec& sp
   if (ema_momentum > 0) ema = std::make_unique<Ema>(opt.params(), ema_momentum, optim_cfg.get_int("ema_warmup"));
   Config run_cfg = host_section(ctx.root, "run");
   const Precision precision = parse_precision(run_cfg.get_string("precision"), ctx.run.device, run_cfg.where("precision"));
-  GradScaler scaler(precision == Precision::Fp16);
+  GradScaler scaler(precision == Precision::Fp16, 65536.0, 2000, torch::Device(ctx.run.device));
   LoopResult result;
   const std::string& hash = ctx.config_hash;
   int64_t start = 0;
@@ -218,24 +219,40 @@ LoopResult run_loop(const RunContext& ctx, TrainModel& model, const LoopSpec& sp
   };
 
   model.train(true);
+  const torch::Device device(ctx.run.device);
+  // Logged terms stay on the device (float64 sums) and reach the host only at logging steps and before each
+  // checkpoint: the step itself never waits for the device. A non-finite loss is remembered as the first step
+  // that had it, and found at the next of those points, before anything is written.
+  std::map<std::string, torch::Tensor> window_t;
+  std::map<std::string, torch::Tensor> first_bad;  // per loss term: 1-based step of the first inf/NaN, or 0
+  auto check_finite = [&]() {
+    for (const auto& [k, t] : first_bad) {
+      const int64_t bad = t.item<int64_t>();
+      if (bad > 0)
+        throw RunError(fmt::format("step {}: {} is not finite (diverged); the last good checkpoint is kept in "
+                                   "{}/checkpoints (lower optim.lr or raise optim.warmup_steps)",
+                                   bad, k, ctx.run.work_dir));
+    }
+  };
   for (int64_t step = start; step < total; ++step) {
     auto t0 = std::chrono::steady_clock::now();
     opt.zero_grad();
-    std::map<std::string, double> sums;
+    std::map<std::string, torch::Tensor> sums;
     for (int64_t micro = 0; micro < os.accum_steps; ++micro) {
       std::map<std::string, torch::Tensor> terms;
       {
-        AutocastGuard autocast(precision);
+        AutocastGuard autocast(precision, device);
         terms = spec.step(step);
       }
       torch::Tensor loss = terms.at("loss");
       for (const auto& [k, v] : terms) {
-        double x = v.item<double>();
-        if (!std::isfinite(x) && (k == "loss" || k.rfind("loss_", 0) == 0))
-          throw RunError(fmt::format("step {}: {} is {} (diverged); the last good checkpoint is kept in {}/checkpoints "
-                                     "(lower optim.lr or raise optim.warmup_steps)",
-                                     step + 1, k, x, ctx.run.work_dir));
-        sums[k] += x / static_cast<double>(os.accum_steps);
+        torch::Tensor x = v.detach().to(torch::kFloat64) / static_cast<double>(os.accum_steps);
+        sums[k] = sums.count(k) ? sums[k] + x : x;
+        if (k == "loss" || k.rfind("loss_", 0) == 0) {
+          auto& fb = first_bad[k];
+          if (!fb.defined()) fb = torch::zeros({}, v.options().dtype(torch::kInt64));
+          fb = torch::where(fb.eq(0) & ~torch::isfinite(v.detach()), torch::full_like(fb, step + 1), fb);
+        }
       }
       dp.begin_backward(micro == os.accum_steps - 1);  // no all-reduce on earlier micro-steps
       scaler.scale_loss(loss / static_cast<double>(os.accum_steps)).backward();
@@ -243,28 +260,36 @@ LoopResult run_loop(const RunContext& ctx, TrainModel& model, const LoopSpec& sp
     dp.reduce_gradients();
     model.fold_alias_grads();
     double lr = scheduled_lr(os, step, total);
-    double gnorm = 0;
+    torch::Tensor gnorm;
     const bool finite_grads = scaler.unscale(opt.params());
     if (finite_grads) {
       gnorm = opt.step(lr);
       if (ema) ema->update(step);
     } else {
-      log_warn("step {}: inf/NaN gradient under fp16 loss scale {}; step skipped, scale halved", step + 1, scaler.scale());
+      log_warn("step {}: inf/NaN gradient under fp16 loss scale {}; step skipped, scale halved", step + 1,
+               scaler.scale());
     }
-    scaler.update(!finite_grads);
+    scaler.update();
+    std::map<std::string, double> host_terms;
     if (spec.after_step)
-      for (const auto& [k, v] : spec.after_step(step, lr)) sums[k] += v;
+      for (const auto& [k, v] : spec.after_step(step, lr)) host_terms[k] += v;
     dp.sync_buffers();
-    if (dp.enabled()) sums["allreduce_time"] = dp.take_comm_seconds();
+    if (dp.enabled()) host_terms["allreduce_time"] = dp.take_comm_seconds();
     auto t1 = std::chrono::steady_clock::now();
     step_time += std::chrono::duration<double>(t1 - t0).count();
-    data_time += sums.count("data_time") ? sums["data_time"] : 0.0;
-    for (const auto& [k, v] : sums) window[k] += v;
-    window["grad_norm"] += gnorm;
+    for (const auto& [k, v] : sums) window_t[k] = window_t.count(k) ? window_t[k] + v : v;
+    for (const auto& [k, v] : host_terms) window[k] += v;
+    if (gnorm.defined()) window_t["grad_norm"] = window_t.count("grad_norm") ? window_t["grad_norm"] + gnorm : gnorm;
     ++window_n;
     const int64_t done = step + 1;
     const bool last_step = done == total;
+    const bool saving = (ctx.run.ckpt_every > 0 && done % ctx.run.ckpt_every == 0) || last_step;
+    if (done % ctx.run.log_every == 0 || last_step || saving) check_finite();
     if (done % ctx.run.log_every == 0 || last_step) {
+      for (const auto& [k, v] : window_t) window[k] += v.item<double>();
+      window_t.clear();
+      data_time = window.count("data_time") ? window["data_time"] : 0.0;
+      if (scaler.enabled()) window["loss_scale"] = scaler.scale() * static_cast<double>(window_n);
       std::map<std::string, double> mean;
       for (const auto& [k, v] : window) mean[k] = v / static_cast<double>(window_n);
       mean["step_time"] = step_time / window_n;
@@ -272,7 +297,8 @@ LoopResult run_loop(const RunContext& ctx, TrainModel& model, const LoopSpec& sp
       step_time = mean["step_time"] * window_n;
       mean.erase("step_time");
       data_time = mean.count("data_time") ? mean["data_time"] * window_n : data_time;
-      nlohmann::json rec{{"step", done}, {"lr", lr}, {"step_time", step_time / window_n}};
+      nlohmann::json rec{{"step", done}, {"lr", lr}, {"step_time", step_time / window_n},
+                         {"peak_mem_mb", peak_memory_mb(device)}};
       for (const auto& [k, v] : mean) rec[k] = v;
       for (auto* s : spec.streams) rec["epoch_" + s->name] = s->epoch;
       if (metrics) metrics->write(rec);
@@ -310,7 +336,7 @@ LoopResult run_loop(const RunContext& ctx, TrainModel& model, const LoopSpec& sp
       if (ema) ema->swap();
       model.train(true);
     }
-    if ((ctx.run.ckpt_every > 0 && done % ctx.run.ckpt_every == 0) || last_step) save(done);
+    if (saving) save(done);
   }
   if (dist::is_main()) progress.finish();
   if (ema) ema->swap();  // what follows (final evaluation, results) uses the averaged weights

@@ -92,19 +92,21 @@ void AdamW::zero_grad() {
     if (p.param.grad().defined()) p.param.mutable_grad().zero_();
 }
 
-double AdamW::step(double lr) {
+torch::Tensor AdamW::step(double lr) {
   torch::NoGradGuard no_grad;
-  // Global L2 norm over every gradient, as torch.nn.utils.clip_grad_norm_.
-  double total = 0;
+  // Global L2 norm over every gradient and the clip coefficient, as torch.nn.utils.clip_grad_norm_ computes
+  // them, on the device: no value goes to the host inside the step.
+  std::vector<torch::Tensor> sq;
   for (const auto& p : params_)
-    if (p.param.grad().defined()) total += p.param.grad().pow(2).sum().item<double>();
-  double norm = std::sqrt(total);
-  double scale = 1.0;
-  if (s_.clip_grad > 0 && norm > s_.clip_grad) scale = s_.clip_grad / (norm + 1e-6);
+    if (p.param.grad().defined()) sq.push_back(p.param.grad().pow(2).sum().to(torch::kFloat64));
+  if (sq.empty()) return torch::zeros({}, torch::kFloat64);
+  torch::Tensor norm = torch::stack(sq).sum().sqrt();
+  torch::Tensor coef;
+  if (s_.clip_grad > 0) coef = (s_.clip_grad / (norm + 1e-6)).clamp_max(1.0);
   for (size_t i = 0; i < params_.size(); ++i) {
     auto& p = params_[i].param;
     if (!p.grad().defined()) continue;  // unused in this step (e.g. the other stream's decoder)
-    torch::Tensor g = scale != 1.0 ? p.grad() * scale : p.grad();
+    torch::Tensor g = coef.defined() ? p.grad() * coef : p.grad();
     double plr = lr * lr_mult_[i];
     steps_[i] += 1;
     p.mul_(1 - plr * wd_[i]);

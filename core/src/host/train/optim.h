@@ -51,8 +51,9 @@ class AdamW {
  public:
   AdamW(std::vector<NamedParam> params, const OptimSettings& s, const LayerLevels& levels = {});
   void zero_grad();
-  // Clips (when set), then one AdamW step at base learning rate `lr`; returns the gradient norm before clipping.
-  double step(double lr);
+  // Clips (when set), then one AdamW step at base learning rate `lr`; returns the gradient norm before clipping
+  // as a float64 scalar on the parameters' device (read it only when logging: reading waits for the device).
+  torch::Tensor step(double lr);
   TensorMap state() const;                 // "<name>.exp_avg", "<name>.exp_avg_sq", "<name>.step"
   void load_state(const TensorMap& state);  // throws UserError when a parameter's state is missing or mis-shaped
   const std::vector<NamedParam>& params() const { return params_; }

@@ -11,7 +11,7 @@
 #include "bevt/tokenizer.h"
 #include "host/sections.h"
 #include "loop.h"
-#include "mim_metrics.h"
+#include "mim_step.h"
 #include "runners_internal.h"
 
 namespace bevt::host::train {
@@ -35,6 +35,15 @@ torch::Tensor sample_masks(const Stream& s, const Batch& b, int64_t epoch, uint6
     masks.push_back(s.masker->sample(grid, rng));
   }
   return torch::stack(masks);
+}
+
+void check_unit_range(const torch::Tensor& view, const std::string& stream) {
+  if (view.numel() == 0 || !view.is_cpu()) return;
+  auto [lo_t, hi_t] = torch::aminmax(view);
+  const double lo = lo_t.item<double>(), hi = hi_t.item<double>();
+  if (!(lo >= -1e-6 && hi <= 1 + 1e-6))  // also NaN
+    throw UserError(fmt::format("[data.{}]: the tokenizer view must be in [0,1], got values in [{:.3g},{:.3g}]",
+                                stream, lo, hi));
 }
 
 int run_pretrain(const RunContext& ctx) {
@@ -82,10 +91,8 @@ int run_pretrain(const RunContext& ctx) {
   int64_t steps_per_epoch = std::max<int64_t>(1, main->loader->batches_per_epoch() / accum);
 
   const auto device = torch::Device(ctx.run.device);
-  model.backbone->to(device);
-  for (auto& [k, h] : model.heads) h->to(device);
+  model.to(device);  // re-ties cls_head.lm_head after the move
   tokenizer->to(device);
-  const auto spec = model.backbone->spec();
 
   LoopSpec loop;
   loop.label = "pretrain";
@@ -101,27 +108,14 @@ int run_pretrain(const RunContext& ctx) {
       data_time += b.data_wait_s;
       if (!b.tokenizer_view.defined())
         throw UserError(fmt::format("[data.{}] gives no tokenizer view: set its tokenizer_size", s.name));
-      torch::Tensor x = b.input.to(device);
-      torch::Tensor view = b.tokenizer_view.to(device);
-      std::map<std::string, torch::Tensor> terms;
-      if (s.name == "image") {
-        torch::Tensor tokens = tokenizer->tokenize(view);  // [B, h, w]
-        torch::Tensor mask = sample_masks(s, b, epoch, ctx.run.seed, {1, tokens.size(1), tokens.size(2)})
-                                 .squeeze(1)
-                                 .to(device);
-        Features f = model.backbone->forward_image(x, mask);
-        terms = masked_token_terms(s.head->forward(f, *model.backbone), tokens, mask, "image");
-      } else {
-        const int64_t B = view.size(0), T = view.size(1);
-        torch::Tensor tokens = tokenizer->tokenize(view.flatten(0, 1));
-        tokens = tokens.reshape({B, T, tokens.size(1), tokens.size(2)});  // every frame is a target
-        auto grid = spec.token_grid(x.size(2), x.size(3), x.size(4));
-        torch::Tensor mask = sample_masks(s, b, epoch, ctx.run.seed, {grid[0], tokens.size(2), tokens.size(3)}).to(device);
-        Features f = model.backbone->forward_video(x, mask);
-        // Targets are per frame: a masked temporal slot masks each frame it covers.
-        torch::Tensor frame_mask = mask.repeat_interleave(T / grid[0], 1);
-        terms = masked_token_terms(s.head->forward(f, *model.backbone), tokens, frame_mask, "video");
-      }
+      // The tokenizer's [0, 1] range is checked here, on the host, so the step itself never reads the device.
+      check_unit_range(b.tokenizer_view, s.name);
+      torch::Tensor x = to_device(b.input, device);
+      torch::Tensor view = to_device(b.tokenizer_view, device);
+      auto mask_for = [&](const std::array<int64_t, 3>& grid) {
+        return to_device(sample_masks(s, b, epoch, ctx.run.seed, grid), device);
+      };
+      auto terms = mim_stream_terms(s.name, *model.backbone, *s.head, *tokenizer, x, view, mask_for);
       total = total + s.weight * terms.at("loss_" + s.name);
       out.insert(terms.begin(), terms.end());
     }

@@ -89,7 +89,7 @@ int run_tokenizer(const RunContext& ctx) {
       // The adversarial term is on for a step on every rank or on none (it depends on the step only).
       if (adv_backwards > 0) adv_dp->reduce_gradients();
       adv_backwards = 0;
-      double gnorm = adv_opt->step(lr * mult);
+      double gnorm = adv_opt->step(lr * mult).item<double>();  // tokenizer training: read each step
       adv_opt->zero_grad();
       adv_dp->sync_buffers();
       return std::map<std::string, double>{{"disc_grad_norm", gnorm}};

@@ -1,0 +1,33 @@
+#include "mim_step.h"
+
+#include "mim_metrics.h"
+
+namespace bevt::host::train {
+
+std::map<std::string, torch::Tensor> mim_stream_terms(const std::string& stream, Backbone& backbone, Head& head,
+                                                      Tokenizer& tokenizer, const torch::Tensor& input,
+                                                      const torch::Tensor& view, const MaskForGrid& mask_for) {
+  if (stream == "image") {
+    torch::Tensor tokens = tokenizer.tokenize(view);  // [B, h, w]
+    torch::Tensor mask = mask_for({1, tokens.size(1), tokens.size(2)}).squeeze(1);
+    Features f = backbone.forward_image(input, mask);
+    return masked_token_terms(head.forward(f, backbone), tokens, mask, "image");
+  }
+  const int64_t B = view.size(0), T = view.size(1);
+  torch::Tensor tokens = tokenizer.tokenize(view.flatten(0, 1));
+  tokens = tokens.reshape({B, T, tokens.size(1), tokens.size(2)});  // every frame is a target
+  auto grid = backbone.spec().token_grid(input.size(2), input.size(3), input.size(4));
+  torch::Tensor mask = mask_for({grid[0], tokens.size(2), tokens.size(3)});
+  Features f = backbone.forward_video(input, mask);
+  // Targets are per frame: a masked temporal slot masks each frame it covers.
+  torch::Tensor frame_mask = mask.repeat_interleave(T / grid[0], 1);
+  return masked_token_terms(head.forward(f, backbone), tokens, frame_mask, "video");
+}
+
+torch::Tensor to_device(const torch::Tensor& t, const torch::Device& device) {
+  if (t.device() == device) return t;
+  if (device.is_cuda() && t.is_cpu()) return (t.is_pinned() ? t : t.pin_memory()).to(device, /*non_blocking=*/true);
+  return t.to(device);
+}
+
+}  // namespace bevt::host::train
