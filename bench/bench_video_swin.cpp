@@ -2,6 +2,11 @@
 // drop path 0.1) on a 1x3x8x112x112 clip with 2 threads: (a) training step (loss = mean of "out", backward,
 // AdamW), (b) eval forward under no-grad, (c) training step with gradient checkpointing. Each case runs in a
 // fresh process of this executable (--case), so that its peak RSS is its own.
+//
+// --case encoder (GPU check, scripts/gpu_check.sh): the encoder's training step (forward + backward of the masked
+// video path, no optimiser) of a Video Swin preset on --device under --precision, with its matmul FLOPs counted
+// from the architecture (linear layers and attention, backward = 2x forward), the TFLOP/s they reach and the
+// fraction of the H200's bf16 matmul rate (790 TFLOP/s, measured on that machine: device/KINDS.md).
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
 
@@ -14,6 +19,8 @@
 #include "bench_util.h"
 #include "bevt/backbone.h"
 #include "host/registry.h"
+#include "host/train/amp.h"
+#include "host/train/device_memory.h"
 
 namespace {
 
@@ -84,6 +91,84 @@ bevt::bench::Result run_case(const std::string& name, int warmup, int reps, int 
   return r;
 }
 
+struct SwinPreset {
+  int64_t embed;
+  std::vector<int64_t> depths;
+};
+
+const SwinPreset& preset(const std::string& plugin) {
+  static const std::map<std::string, SwinPreset> p = {{"video_swin_t", {96, {2, 2, 6, 2}}},
+                                                      {"video_swin_s", {96, {2, 2, 18, 2}}},
+                                                      {"video_swin_b", {128, {2, 2, 18, 2}}}};
+  auto it = p.find(plugin);
+  if (it == p.end()) throw std::invalid_argument("--plugin must be video_swin_t, video_swin_s or video_swin_b");
+  return it->second;
+}
+
+// Matmul FLOPs of one forward of Video Swin (patch 2x4x4, window 8x7x7) on [B,3,T,S,S]: patch embedding,
+// per block qkv + proj on the padded windows (8C^2 per token), attention (q.k^T and a.v: 4NC per token), MLP
+// (16C^2 per token), and the patch mergings (16C^2 per merged token). Norms, softmax and GELU are not counted.
+double swin_forward_flops(const SwinPreset& p, int64_t B, int64_t T, int64_t S) {
+  auto up = [](int64_t x, int64_t w) { return (x + w - 1) / w * w; };
+  int64_t t = T / 2, h = S / 4, w = S / 4, C = p.embed;
+  double f = 2.0 * 96.0 * static_cast<double>(C) * static_cast<double>(t * h * w);
+  for (size_t i = 0; i < p.depths.size(); ++i) {
+    const int64_t wd = std::min<int64_t>(8, t), wh = std::min<int64_t>(7, h), ww = std::min<int64_t>(7, w);
+    const double N = static_cast<double>(wd * wh * ww);
+    const double L = static_cast<double>(t * h * w), Lp = static_cast<double>(up(t, wd) * up(h, wh) * up(w, ww));
+    const double c = static_cast<double>(C);
+    f += static_cast<double>(p.depths[i]) * (Lp * (8 * c * c + 4 * N * c) + L * 16 * c * c);
+    if (i + 1 < p.depths.size()) {
+      h = (h + 1) / 2;
+      w = (w + 1) / 2;
+      f += static_cast<double>(t * h * w) * 16 * c * c;
+      C *= 2;
+    }
+  }
+  return f * static_cast<double>(B);
+}
+
+bevt::bench::Result run_encoder_case(const std::string& plugin, const std::string& device_name,
+                                     const std::string& precision_name, int64_t B, int64_t T, int64_t S, int warmup,
+                                     int reps, int threads) {
+  namespace tr = bevt::host::train;
+  torch::set_num_threads(threads);
+  torch::manual_seed(0);
+  const torch::Device device(device_name);
+  const tr::Precision precision = tr::parse_precision(precision_name, device.str(), "--precision");
+  auto reg = bevt::bench::plugins();
+  auto cfg = bevt::Config::from_toml("plugin = \"" + plugin + "\"\nwindow_size = [8, 7, 7]\ndrop_path_rate = 0.1\n",
+                                     "bench");
+  auto model = reg.build_as<bevt::Backbone>("bench", cfg, bevt::BuildContext{});
+  model->to(device);
+  model->train();
+  auto clip = torch::randn({B, 3, T, S, S}, torch::TensorOptions().device(device));
+  auto mask = torch::rand({B, T / 2, S / 16, S / 16}, torch::TensorOptions().device(device)).lt(0.5);
+  auto sync = [&] {
+    if (device.is_cuda()) torch::cuda::synchronize();
+  };
+  auto step = [&] {
+    for (auto& p : model->parameters()) p.mutable_grad() = torch::Tensor();
+    torch::Tensor loss;
+    {
+      tr::AutocastGuard ac(precision, device);
+      loss = model->forward_video(clip, mask).at("out").to(torch::kFloat32).mean();
+    }
+    loss.backward();
+    sync();
+  };
+  auto r = bevt::bench::time_case(fmt::format("{} encoder train step {}x3x{}x{}x{} {} {}", plugin, B, T, S, S,
+                                              device.str(), precision_name),
+                                  warmup, reps, step);
+  const double flops = 3.0 * swin_forward_flops(preset(plugin), B, T, S);
+  r.fields["matmul_tflop_per_step"] = flops / 1e12;
+  r.fields["matmul_tflops"] = flops / r.median_s / 1e12;
+  r.fields["fraction_of_h200_bf16_peak"] = flops / r.median_s / 790e12;
+  r.fields["peak_mem_mb"] = tr::peak_memory_mb(device);
+  r.fields["clips_per_s"] = static_cast<double>(B) / r.median_s;
+  return r;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -91,12 +176,24 @@ int main(int argc, char** argv) {
   bool json = false;
   std::string one;
   int warmup = 3, reps = 10, threads = 2;
+  std::string device = "cpu", precision = "fp32", plugin = "video_swin_t";
+  int64_t batch = 1, frames = 8, size = 112;
   app.add_flag("--json", json, "one JSON object per case");
-  app.add_option("--case", one, "run one case in this process (train | eval | train_ckpt)");
+  app.add_option("--case", one, "run one case in this process (train | eval | train_ckpt | encoder)");
+  app.add_option("--device", device, "encoder case: cpu | cuda (default cpu)");
+  app.add_option("--precision", precision, "encoder case: fp32 | bf16 | fp16 (autocast)");
+  app.add_option("--plugin", plugin, "encoder case: video_swin_t | video_swin_s | video_swin_b");
+  app.add_option("--batch", batch, "encoder case: clips per step");
+  app.add_option("--frames", frames, "encoder case: frames per clip");
+  app.add_option("--size", size, "encoder case: frame side");
   app.add_option("--warmup", warmup, "untimed runs (default 3)");
   app.add_option("--reps", reps, "timed runs (default 10)");
   app.add_option("--threads", threads, "torch threads (default 2)");
   CLI11_PARSE(app, argc, argv);
+  if (one == "encoder") {
+    bevt::bench::print({run_encoder_case(plugin, device, precision, batch, frames, size, warmup, reps, threads)}, json);
+    return 0;
+  }
   if (!one.empty()) {
     bevt::bench::print({run_case(one, warmup, reps, threads)}, true);
     return 0;

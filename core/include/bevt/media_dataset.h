@@ -10,6 +10,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -17,6 +18,7 @@
 #include "bevt/dataset.h"
 #include "bevt/samplers.h"
 #include "bevt/transforms.h"
+#include "bevt/video_io.h"
 
 namespace bevt {
 
@@ -25,6 +27,8 @@ struct MediaEntry {
   int64_t label = -1;
   int64_t start_frame = 0;  // video: first frame of the usable range
   int64_t end_frame = -1;   // video: last frame (inclusive); -1 = the video's last
+  // Frames already in memory (a generated set): read from here instead of decoding `path`.
+  std::shared_ptr<const Clip> frames{};
 };
 
 // Per-dataset defaults of the shared keys.

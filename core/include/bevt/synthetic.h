@@ -14,6 +14,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -57,6 +58,15 @@ struct SyntheticCache {
 
 // Returns the cache for spec under cache_root, generating it first when absent. Throws RunError/UserError.
 SyntheticCache ensure_synthetic(const SyntheticSpec& spec, const std::string& cache_root);
+
+// The same samples rendered in memory, never encoded (storage = "memory": no FFmpeg, no disk; the frames are
+// the renderer's own, not the decoded ones of a lossy file). Sample i is the one ensure_synthetic writes as
+// file i, before encoding; labels[i] = i mod classes.
+struct SyntheticFrames {
+  std::vector<std::shared_ptr<const Clip>> clips;
+  std::vector<int64_t> labels;
+};
+SyntheticFrames render_synthetic_set(const SyntheticSpec& spec);
 std::string synthetic_hash(const SyntheticSpec& spec);
 
 }  // namespace bevt

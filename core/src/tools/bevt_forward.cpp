@@ -1,16 +1,20 @@
-// bevt-forward: runs one golden fixture of ../shared/fixtures (DESIGN.md, fixed conventions). It builds the
+// bevt-forward: runs one golden fixture (tests/fixtures; DESIGN.md, fixed conventions). It builds the
 // plugin that reproduces the fixture's official module (PluginInfo::official_names) from the official
 // constructor arguments, loads the official weights and input, and writes every output key the fixture
 // lists. With --check it also compares against the fixture's output.safetensors (relative L2 error per key,
-// token ids exactly) and exits 1 when a key is off.
+// token ids exactly) and exits 1 when a key is off. --device runs it on another device (cuda), --precision bf16
+// under autocast there (then ids may differ in a stated fraction, --id-tolerance); --json writes the errors.
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
 #include <filesystem>
 #include <iostream>
+#include <nlohmann/json.hpp>
 
 #include "../host/cli_util.h"
+#include "host/train/amp.h"
+#include "bevt/atomic_file.h"
 #include "bevt/backbone.h"
 #include "bevt/config.h"
 #include "bevt/error.h"
@@ -37,7 +41,13 @@ const LoadedPlugin& plugin_for_module(const Registry& reg, const std::string& mo
                               known.empty() ? "none" : join(known), did_you_mean(module, known)));
 }
 
-TensorMap run_fixture(const Registry& reg, const std::string& dir, std::vector<std::string>& missing) {
+struct RunOptions {
+  torch::Device device = torch::kCPU;
+  train::Precision precision = train::Precision::Fp32;
+};
+
+TensorMap run_fixture(const Registry& reg, const std::string& dir, std::vector<std::string>& missing,
+                      const RunOptions& ro) {
   std::string cfg_path = (fs::path(dir) / "config.toml").string();
   Config fixture = Config::from_file(cfg_path);
   std::string module = fixture.get_string("module");
@@ -54,23 +64,25 @@ TensorMap run_fixture(const Registry& reg, const std::string& dir, std::vector<s
   TensorMap inputs = load_safetensors((fs::path(dir) / "input.safetensors").string()).tensors;
   auto input_it = inputs.find("input");
   if (input_it == inputs.end()) throw UserError(fmt::format("{}/input.safetensors: no tensor 'input'", dir));
-  torch::Tensor input = input_it->second.to(torch::kFloat32);
+  torch::Tensor input = input_it->second.to(torch::kFloat32).to(ro.device);
   torch::Tensor mask;
   if (input_spec.has("mask_key")) {
     auto m = inputs.find(input_spec.get_string("mask_key"));
     if (m == inputs.end())
       throw UserError(fmt::format("{}/input.safetensors: no mask tensor '{}'", dir, input_spec.get_string("mask_key")));
-    mask = m->second.to(torch::kBool);
+    mask = m->second.to(torch::kBool).to(ro.device);
   }
 
   LoadOptions lo;
   lo.source = (fs::path(dir) / "weights.safetensors").string();
   TensorMap produced;
   torch::NoGradGuard no_grad;
+  train::AutocastGuard autocast(ro.precision, ro.device);
   switch (plugin.info.kind) {
     case Kind::Backbone: {
       auto bb = std::static_pointer_cast<Backbone>(object);
       bb->load_weights(weights, lo);
+      bb->to(ro.device);
       bb->eval();
       bool is_img = input_spec.get_bool("is_img", false);
       Features f = is_img ? bb->forward_image(input, mask) : bb->forward_video(input, mask);
@@ -93,6 +105,7 @@ TensorMap run_fixture(const Registry& reg, const std::string& dir, std::vector<s
         LoadReport rep = head->load_weights(weights, hl);
         if (!rep.missing.empty() || !rep.mismatched.empty())
           throw UserError(fmt::format("{}: head '{}' does not fit: {}", lo.source, p.info.name, rep.summary()));
+        head->to(ro.device);
         head->eval();
         produced["final"] = head->forward(f, *bb);
         break;
@@ -102,6 +115,7 @@ TensorMap run_fixture(const Registry& reg, const std::string& dir, std::vector<s
     case Kind::Tokenizer: {
       auto tok = std::static_pointer_cast<Tokenizer>(object);
       tok->load_weights(weights, lo);
+      tok->to(ro.device);
       tok->eval();
       torch::Tensor mapped = tok->prepare(input);
       torch::Tensor logits = tok->logits(mapped);
@@ -120,7 +134,9 @@ TensorMap run_fixture(const Registry& reg, const std::string& dir, std::vector<s
       missing.push_back(key);
       continue;
     }
-    out[key] = it->second.contiguous();
+    // Compared on the host in float32 (a bf16 run's outputs are widened, not the reference narrowed).
+    torch::Tensor t = it->second.to(torch::kCPU);
+    out[key] = (t.is_floating_point() ? t.to(torch::kFloat32) : t).contiguous();
   }
   return out;
 }
@@ -132,12 +148,18 @@ int main(int argc, char** argv) {
   std::string fixture, output;
   std::vector<std::string> plugin_dirs, allow_missing;
   bool check = false;
-  double rtol = 1e-4;
+  double rtol = 1e-4, id_tolerance = 0;
+  std::string device = "cpu", precision = "fp32", json_path;
   app.add_option("--fixture", fixture, "fixture folder (config.toml, weights/input/output.safetensors)")->required();
   app.add_option("--output", output, "where to write the outputs (safetensors)")->required();
   app.add_option("--plugin-dir", plugin_dirs, "extra folder of plugin libraries (repeatable)");
   app.add_flag("--check", check, "compare with the fixture's output.safetensors; exit 1 when a key is off");
   app.add_option("--rtol", rtol, "relative L2 error allowed per key with --check (default 1e-4)");
+  app.add_option("--id-tolerance", id_tolerance,
+                 "fraction of token ids allowed to differ with --check (default 0: identical; bf16 flips a few)");
+  app.add_option("--device", device, "cpu (default), cuda, cuda:N, meta");
+  app.add_option("--precision", precision, "fp32 (default) or bf16/fp16: autocast on --device");
+  app.add_option("--json", json_path, "write each key's error (and pass/fail) to this JSON file");
   app.add_option("--allow-missing", allow_missing,
                  "output keys this build may not produce (named, never silent), e.g. decoder outputs");
   try {
@@ -150,8 +172,18 @@ int main(int argc, char** argv) {
   }
   return run_guarded("bevt-forward", [&]() -> int {
     Registry reg = make_registry(plugin_dirs);
+    RunOptions ro;
+    try {
+      ro.device = torch::Device(device);
+    } catch (const std::exception&) {
+      throw UserError(fmt::format("--device '{}' is not a device (cpu, cuda, cuda:N)", device));
+    }
+    if (ro.device.is_cuda() && !torch::cuda::is_available())
+      throw UserError(fmt::format("--device {}: this machine has no CUDA device", device));
+    ro.precision = train::parse_precision(precision, ro.device.str(), "--precision");
     std::vector<std::string> missing;
-    TensorMap out = run_fixture(reg, fixture, missing);
+    TensorMap out = run_fixture(reg, fixture, missing, ro);
+    nlohmann::json report{{"fixture", fixture}, {"device", device}, {"precision", precision}, {"rtol", rtol}};
     for (const auto& m : missing) {
       if (std::find(allow_missing.begin(), allow_missing.end(), m) == allow_missing.end())
         throw RunError(fmt::format("{}: output key '{}' was not produced (pass --allow-missing {} if this build is "
@@ -175,8 +207,10 @@ int main(int argc, char** argv) {
       }
       if (!r.is_floating_point()) {
         int64_t diff = t.to(r.scalar_type()).ne(r).sum().item<int64_t>();
-        std::cout << fmt::format("{:<14} {} {} of {} ids differ\n", name, diff == 0 ? "ok  " : "FAIL", diff, r.numel());
-        ok = ok && diff == 0;
+        const bool pass = static_cast<double>(diff) <= id_tolerance * static_cast<double>(r.numel());
+        std::cout << fmt::format("{:<14} {} {} of {} ids differ\n", name, pass ? "ok  " : "FAIL", diff, r.numel());
+        report["keys"][name] = {{"ids_differ", diff}, {"ids", r.numel()}, {"pass", pass}};
+        ok = ok && pass;
         continue;
       }
       double num = (t.to(torch::kFloat64) - r.to(torch::kFloat64)).norm().item<double>();
@@ -184,7 +218,15 @@ int main(int argc, char** argv) {
       double rel = den > 0 ? num / den : num;
       bool pass = rel <= rtol;
       std::cout << fmt::format("{:<14} {} rel_err {:.3e} (limit {:.0e})\n", name, pass ? "ok  " : "FAIL", rel, rtol);
+      report["keys"][name] = {{"rel_err", rel}, {"pass", pass}};
       ok = ok && pass;
+    }
+    report["pass"] = ok;
+    if (!json_path.empty()) {
+      const std::string text = report.dump(2) + "\n";
+      AtomicFile f(json_path);
+      f.write(text.data(), text.size());
+      f.commit();
     }
     return ok ? 0 : 1;
   });

@@ -40,6 +40,9 @@ class SyntheticDataset : public bevt::MediaDataset {
         bevt::key("codec", "mpeg4", "encoder of the generated files (mpeg4, libx264, libvpx-vp9, ...)"),
         bevt::key("gop", int64_t{8}, "keyframe interval of the generated files"),
         bevt::key("cache_dir", "", "cache root (default: the run's cache folder)"),
+        bevt::key("storage", "files",
+                  "files: encoded into the cache and decoded as a real dataset is | memory: rendered in memory, "
+                  "never encoded (no FFmpeg needed, e.g. the GPU check's build)"),
     };
     k.insert(k.end(), own.begin(), own.end());
     return k;
@@ -67,11 +70,21 @@ class SyntheticDataset : public bevt::MediaDataset {
     } catch (const std::invalid_argument& e) {
       throw bevt::UserError(fmt::format("{}: {}", cfg.where("classes"), e.what()));
     }
-    std::string root = cfg.get_string("cache_dir");
-    if (root.empty()) root = ctx.cache_dir;
-    if (root.empty()) root = ctx.work_dir.empty() ? "bevt-cache" : (std::filesystem::path(ctx.work_dir) / "cache").string();
-    auto cache = bevt::ensure_synthetic(s, root);
-    for (size_t i = 0; i < cache.files.size(); ++i) entries_.push_back({cache.files[i], cache.labels[i], 0, -1});
+    const std::string storage = cfg.get_string("storage");
+    if (storage == "memory") {
+      auto set = bevt::render_synthetic_set(s);
+      for (size_t i = 0; i < set.clips.size(); ++i)
+        entries_.push_back({fmt::format("synthetic:{}/{:06d}", s.split, i), set.labels[i], 0, -1, set.clips[i]});
+    } else if (storage == "files") {
+      std::string root = cfg.get_string("cache_dir");
+      if (root.empty()) root = ctx.cache_dir;
+      if (root.empty())
+        root = ctx.work_dir.empty() ? "bevt-cache" : (std::filesystem::path(ctx.work_dir) / "cache").string();
+      auto cache = bevt::ensure_synthetic(s, root);
+      for (size_t i = 0; i < cache.files.size(); ++i) entries_.push_back({cache.files[i], cache.labels[i], 0, -1});
+    } else {
+      throw bevt::UserError(fmt::format("{}: storage '{}' is not files or memory", cfg.where("storage"), storage));
+    }
     classes_ = s.classes;
     finish(cfg.where());
   }

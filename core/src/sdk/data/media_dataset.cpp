@@ -1,6 +1,7 @@
 #include "bevt/media_dataset.h"
 
 #include <algorithm>
+#include <cstring>
 #include <fstream>
 
 #include <fmt/format.h>
@@ -117,7 +118,25 @@ Sample MediaDataset::get(size_t index, Rng& rng) const {
   Clip clip;
   int64_t clips = 1;
   try {
-    if (video_) {
+    if (e.frames && video_) {
+      const Clip& all = *e.frames;
+      int64_t first = std::max<int64_t>(0, e.start_frame);
+      int64_t last = e.end_frame < 0 ? all.frames - 1 : std::min(e.end_frame, all.frames - 1);
+      if (last < first)
+        throw DecodeError(fmt::format("{}: frame range {}..{} is empty (the clip has {} frames)", e.path,
+                                      e.start_frame, e.end_frame, all.frames));
+      auto idx = sample_frames(sampler_, last - first + 1, rng);
+      auto [h, w] = transform_->decode_size(all.height, all.width, rng);
+      Clip picked(static_cast<int64_t>(idx.size()), all.height, all.width);
+      for (size_t k = 0; k < idx.size(); ++k)
+        std::memcpy(picked.frame(static_cast<int64_t>(k)), all.frame(idx[k] + first), all.frame_bytes());
+      clip = (h == all.height && w == all.width) ? std::move(picked) : resize_clip(picked, h, w, "bilinear");
+      clips = sampler_.num_clips;
+    } else if (e.frames) {
+      const Clip& img = *e.frames;
+      auto [h, w] = transform_->decode_size(img.height, img.width, rng);
+      clip = (h == img.height && w == img.width) ? img : resize_clip(img, h, w, "bicubic");
+    } else if (video_) {
       DecodeOptions o;
       o.threads = decode_threads_;
       VideoReader reader(e.path, o);

@@ -227,14 +227,39 @@ SyntheticCache load_cache(const fs::path& folder) {
 
 }  // namespace
 
-SyntheticCache ensure_synthetic(const SyntheticSpec& spec, const std::string& cache_root) {
-  const uint64_t code = split_code(spec.split);
+namespace {
+void check_spec(const SyntheticSpec& spec) {
   if (spec.classes.empty()) throw UserError("synthetic: no classes selected");
   if (spec.num_samples < 1) throw UserError("synthetic: num_videos must be >= 1");
   if (!spec.video)
     for (const auto& c : spec.classes)
       if (c.rfind("motion/", 0) == 0)
         throw UserError(fmt::format("synthetic: class '{}' needs video; image mode takes appearance classes only", c));
+}
+
+// Sample i of spec: its label and its frames, from its own generator (independent of every other sample).
+Clip render_sample(const SyntheticSpec& spec, int64_t i, int64_t& label) {
+  label = i % static_cast<int64_t>(spec.classes.size());
+  Rng rng(Rng::derive(spec.seed, {split_code(spec.split), static_cast<uint64_t>(i)}));
+  SyntheticRender r = spec.render;
+  if (!spec.video) r.frames = 1;
+  return render_synthetic(spec.classes[static_cast<size_t>(label)], r, rng);
+}
+}  // namespace
+
+SyntheticFrames render_synthetic_set(const SyntheticSpec& spec) {
+  check_spec(spec);
+  SyntheticFrames out;
+  for (int64_t i = 0; i < spec.num_samples; ++i) {
+    int64_t label = 0;
+    out.clips.push_back(std::make_shared<const Clip>(render_sample(spec, i, label)));
+    out.labels.push_back(label);
+  }
+  return out;
+}
+
+SyntheticCache ensure_synthetic(const SyntheticSpec& spec, const std::string& cache_root) {
+  check_spec(spec);
   const fs::path root = cache_root.empty() ? fs::path("bevt-cache") : fs::path(cache_root);
   const fs::path folder = root / ("synthetic-" + synthetic_hash(spec));
   if (fs::exists(folder / "complete")) return load_cache(folder);
@@ -250,11 +275,8 @@ SyntheticCache ensure_synthetic(const SyntheticSpec& spec, const std::string& ca
   try {
     std::ofstream index(tmp / "index.txt");
     for (int64_t i = 0; i < spec.num_samples; ++i) {
-      const int64_t label = i % static_cast<int64_t>(spec.classes.size());
-      Rng rng(Rng::derive(spec.seed, {code, static_cast<uint64_t>(i)}));
-      SyntheticRender r = spec.render;
-      if (!spec.video) r.frames = 1;
-      Clip clip = render_synthetic(spec.classes[static_cast<size_t>(label)], r, rng);
+      int64_t label = 0;
+      Clip clip = render_sample(spec, i, label);
       std::string rel = fmt::format("media/{:06d}.{}", i, spec.video ? "mp4" : "png");
       if (spec.video) {
         EncodeOptions o;

@@ -1,0 +1,157 @@
+#!/usr/bin/env bash
+# The GPU check: one prepared command for the GPU machine (one H200, python3 with torch 2.11.0+cu130, no
+# network), about 6 minutes there. It unpacks the bundle that scripts/make_gpu_bundle.sh built here
+# (.gpu/bevt-bundle.tar.gz, carried with the working tree), checks that every library the binaries load comes
+# from the bundle, torch's own folder or the C/C++ runtime, and then runs, recording every figure in one JSON:
+#   1. the parity fixtures (tests/fixtures) on the device in fp32 (rel. error <= 1e-4) and bf16 autocast
+#      (rel. error <= 5e-2, token ids: at most 10% may flip; the measured figures are in the JSON);
+#   2. 50 steps of BEVT pre-training (experiments/gpu_check/pretrain.toml: Swin-B, DALL-E, official per-GPU
+#      batch) in bf16 and in fp16 with the dynamic loss scaler: s/iteration, peak GPU memory, clips/s;
+#   3. the encoder's training step alone (bench_video_swin --case encoder): the TFLOP/s its matmuls reach and the
+#      fraction of the H200's bf16 rate (790 TFLOP/s);
+#   4. a fine-tune (5 steps) and a test of its weights (experiments/gpu_check/finetune.toml);
+#   5. the fine-tune again in a process group of world size 1 on NCCL (dist.init_single).
+#
+#   bash scripts/gpu_check.sh          on the GPU machine; figures in $OUT/gpu_check.json (or ./gpu_check_out)
+#   bash scripts/gpu_check.sh --cpu    the same sequence from the same bundle shrunk to CPU sizes (tiny models,
+#                                      3 steps, bf16 on the CPU, fp16 expected to be refused, Gloo instead of
+#                                      NCCL), with the binaries' environment limited to the bundle and torch's
+#                                      folder: what the bundle lacks fails here, not there. CI runs it.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$PWD
+mode=gpu
+for a in "$@"; do
+  case "$a" in
+    --cpu) mode=cpu ;;
+    *) echo "gpu_check: unknown argument '$a' (use --cpu or nothing)" >&2; exit 2 ;;
+  esac
+done
+out=${OUT:-$root/gpu_check_out}
+mkdir -p "$out"
+log() { echo "gpu_check: $*" | tee -a "$out/gpu_check.log"; }
+
+if [ "$mode" = cpu ]; then
+  source scripts/torch_env.sh
+  py="$BEVT_VENV/bin/python"
+  [ -x "$py" ] || bash scripts/setup.sh --deps-only
+  bash scripts/make_gpu_bundle.sh
+else
+  py=python3
+fi
+[ -f .gpu/bevt-bundle.tar.gz ] || { echo "gpu_check: no .gpu/bevt-bundle.tar.gz (run scripts/make_gpu_bundle.sh here and carry .gpu)" >&2; exit 2; }
+torch_dir=$("$py" -c 'import os, torch; print(os.path.dirname(torch.__file__))')
+torch_version=$("$py" -c 'import torch; print(torch.__version__)')
+nv_libs=$(ls -d "$torch_dir"/../nvidia/*/lib "$torch_dir"/../nvidia/cu*/lib 2>/dev/null | sort -u | tr '\n' ':')
+work=$(mktemp -d /tmp/bevt-gpu-check.XXXXXX)
+tar -C "$work" -xzf .gpu/bevt-bundle.tar.gz
+B="$work/bevt"
+libpath="$B/lib:$torch_dir/lib:$nv_libs"
+threads=$(nproc)
+# The binaries see the bundle, torch's folder and the system's C/C++ runtime, nothing of this checkout's build.
+run() { env -i PATH=/usr/bin:/bin HOME="$work" LD_LIBRARY_PATH="$libpath" OMP_NUM_THREADS="$threads" "$@"; }
+log "mode $mode, torch $torch_version in $torch_dir, bundle $(cat "$B/COMMIT")"
+
+# 0. Libraries: none missing, and none from outside the bundle, torch's folder and the C/C++ runtime.
+base='^(linux-vdso|ld-linux|libc|libm|libdl|libpthread|librt|libutil|libstdc\+\+|libgcc_s)\.so'
+bad=0
+for f in "$B"/bin/* "$B"/lib/*.so* "$B"/lib/bevt/plugins/*.so; do
+  [ -L "$f" ] && continue
+  while read -r name arrow path _; do
+    [ "$arrow" = "=>" ] || continue
+    if [ "$path" = "not" ]; then log "MISSING $name (needed by ${f#$B/})"; bad=1; continue; fi
+    [[ "$name" =~ $base ]] && continue
+    case "$(readlink -f "$path")" in
+      "$B"/*|"$(readlink -f "$torch_dir")"/*|*/site-packages/nvidia/*) ;;
+      *) log "OUTSIDE $name => $path (needed by ${f#$B/}): add it to the bundle"; bad=1 ;;
+    esac
+  done < <(run /usr/bin/ldd "$f")
+done
+((bad == 0)) || { log "the bundle does not stand alone"; exit 1; }
+log "libraries: every binary and plugin resolves within the bundle and torch's folder"
+
+if [ "$mode" = gpu ]; then
+  dev=cuda
+  pre_set=()
+  ft_set=()
+  steps=50
+  enc=(--plugin video_swin_b --batch 4 --frames 16 --size 224 --warmup 3 --reps 10)
+  nccl=nccl
+else
+  dev=cpu
+  # CPU sizes: a tiny Swin and a tiny DALL-E, 64-pixel frames, 3 steps.
+  tiny_swin=(--set model.backbone.plugin=video_swin --set model.backbone.embed_dim=16
+    --set 'model.backbone.depths=[1,1,1,1]' --set 'model.backbone.num_heads=[1,1,2,2]'
+    --set 'model.backbone.window_size=[2,4,4]')
+  pre_set=("${tiny_swin[@]}" --set tokenizer.n_hid=16 --set tokenizer.n_blk_per_group=1 --set tokenizer.vocab_size=64
+    --set tokenizer.input_size=32 --set loader.batch_size=2 --set loader.image_batch_size=2 --set loader.workers=2
+    --set data.image.size=72 --set data.image.crop_size=64 --set data.image.tokenizer_size=32
+    --set data.image.num_videos=8 --set data.video.size=72 --set data.video.crop_size=64
+    --set data.video.tokenizer_size=32 --set data.video.clip_len=4 --set data.video.frames=8
+    --set masker.image.num_masking_patches=8 --set masker.image.min_num_patches=4
+    --set masker.video.num_masking_patches=8 --set masker.video.min_num_patches=4)
+  ft_set=("${tiny_swin[@]}" --set loader.batch_size=2 --set loader.eval_batch_size=2 --set loader.workers=2
+    --set data.train.size=72 --set data.train.crop_size=64 --set data.train.clip_len=4
+    --set data.val.size=64 --set data.val.crop_size=64 --set data.val.clip_len=4
+    --set data.test.size=64 --set data.test.crop_size=64 --set data.test.clip_len=4)
+  steps=3
+  enc=(--plugin video_swin_t --batch 1 --frames 8 --size 64 --warmup 1 --reps 2)
+  nccl=gloo
+fi
+
+# 1. Parity fixtures in fp32 and bf16.
+for f in bevt_swin_video bevt_swin_image bevt_swin_video_masked bevt_swin_video_tshift dalle_encoder timesformer; do
+  run "$B/bin/bevt-forward" --fixture "$root/tests/fixtures/$f" --output "$work/$f.safetensors" --check \
+    --device "$dev" --json "$out/parity_fp32_$f.json" > "$out/parity_fp32_$f.txt"
+  log "parity fp32 $f: ok"
+  run "$B/bin/bevt-forward" --fixture "$root/tests/fixtures/$f" --output "$work/$f.bf16.safetensors" --check \
+    --device "$dev" --precision bf16 --rtol 5e-2 --id-tolerance 0.1 --json "$out/parity_bf16_$f.json" \
+    > "$out/parity_bf16_$f.txt" || { log "parity bf16 $f: FAIL"; cat "$out/parity_bf16_$f.txt"; exit 1; }
+  log "parity bf16 $f: ok"
+done
+
+# 2. Pre-training in bf16 and fp16.
+for prec in bf16 fp16; do
+  wd="$work/pretrain_$prec"
+  status=0
+  run "$B/bin/bevt-run" "$root/experiments/gpu_check/pretrain.toml" --set run.work_dir="$wd" \
+    --set run.device="$dev" --set run.precision=$prec --set run.max_steps=$steps --set run.log_every=1 \
+    "${pre_set[@]}" > "$out/pretrain_$prec.log" 2>&1 || status=$?
+  if [ "$mode" = cpu ] && [ $prec = fp16 ]; then
+    # fp16 autocast is CUDA's: on the CPU the experiment must be refused as a configuration error (exit 2).
+    [ $status = 2 ] && grep -q "fp16" "$out/pretrain_$prec.log" || { log "fp16 on the CPU was not refused"; exit 1; }
+    log "pretrain fp16: refused on the CPU, as it must be"
+    continue
+  fi
+  [ $status = 0 ] || { log "pretrain $prec failed (exit $status)"; tail -5 "$out/pretrain_$prec.log"; exit 1; }
+  cp "$wd/metrics.jsonl" "$out/pretrain_$prec.metrics.jsonl"
+  log "pretrain $prec: $steps steps done"
+done
+
+# 3. The encoder's matmuls.
+run "$B/bin/bench_video_swin" --case encoder --device "$dev" --precision bf16 "${enc[@]}" --threads "$threads" --json \
+  > "$out/encoder_bf16.json"
+log "encoder bf16: $(cat "$out/encoder_bf16.json")"
+
+# 4. Fine-tune, then test on its weights.
+ft="$work/finetune"
+run "$B/bin/bevt-run" "$root/experiments/gpu_check/finetune.toml" --set run.work_dir="$ft" --set run.device="$dev" \
+  --set run.max_steps=$steps "${ft_set[@]}" > "$out/finetune.log" 2>&1
+cp "$ft/metrics.jsonl" "$out/finetune.metrics.jsonl"
+run "$B/bin/bevt-run" "$root/experiments/gpu_check/finetune.toml" --set run.mode=test --set run.work_dir="$work/test" \
+  --set init.checkpoint="$ft" --set run.device="$dev" "${ft_set[@]}" > "$out/test.log" 2>&1
+cp "$work/test/results.json" "$out/test_results.json"
+log "finetune + test: ok"
+
+# 5. A process group of one on NCCL (Gloo on the CPU).
+run env RANK=0 WORLD_SIZE=1 LOCAL_RANK=0 MASTER_ADDR=127.0.0.1 MASTER_PORT=29533 \
+  "$B/bin/bevt-run" "$root/experiments/gpu_check/finetune.toml" --set run.work_dir="$work/dist" \
+  --set run.device="$dev" --set run.max_steps=$steps --set dist.init_single=true --set dist.backend=$nccl \
+  "${ft_set[@]}" > "$out/dist.log" 2>&1
+cp "$work/dist/metrics.jsonl" "$out/dist.metrics.jsonl"
+grep -q allreduce_time "$out/dist.metrics.jsonl" || { log "no all-reduce in the $nccl run"; exit 1; }
+log "$nccl at world size 1: ok"
+
+"$py" "$root/scripts/gpu_check_report.py" "$out" "$mode" "$torch_version"
+rm -rf "$work"
+log "done: $out/gpu_check.json"
