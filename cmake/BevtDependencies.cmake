@@ -73,11 +73,12 @@ if(NOT TARGET bevt_torch)
       target_link_libraries(bevt_torch INTERFACE ${BEVT_LIB_${_l}})
     endif()
   endforeach()
-  if(BEVT_TORCH_CUDA)
-    # --as-needed would drop libc10_cuda from binaries that only call through libtorch; keep it, as the issue
-    # of record (and `ldd`) expects every bevt binary to carry the CUDA runtime of torch.
-    target_link_options(bevt_torch INTERFACE "LINKER:--no-as-needed")
-  endif()
+  # The wheel is built on an older libstdc++ and carries (and exports) its own copies of the newer libstdc++
+  # symbols (std::filesystem, std::chrono time zones: 200+ of them in libtorch and libtorch_cpu). Whichever
+  # library comes first in a binary's needed list wins; libtorch's std::filesystem::remove_all crashes when
+  # called from code built against Debian's libstdc++. So every bevt binary names libstdc++ before LibTorch.
+  # --no-as-needed also keeps libc10_cuda and libtorch_cuda in every binary (they register CUDA when loaded).
+  target_link_options(bevt_torch INTERFACE "LINKER:--no-as-needed" "-lstdc++")
   target_include_directories(bevt_torch SYSTEM INTERFACE ${TORCH_INCLUDE_DIRS})
   separate_arguments(_bevt_torch_flags UNIX_COMMAND "${TORCH_CXX_FLAGS}")
   # -fPIC everywhere (executables too) so that one precompiled torch header serves every target.

@@ -82,7 +82,7 @@ else
   # CPU sizes: a tiny Swin and a tiny DALL-E, 64-pixel frames, 3 steps.
   tiny_swin=(--set model.backbone.plugin=video_swin --set model.backbone.embed_dim=16
     --set 'model.backbone.depths=[1,1,1,1]' --set 'model.backbone.num_heads=[1,1,2,2]'
-    --set 'model.backbone.window_size=[2,4,4]')
+    --set 'model.backbone.window_size=[2,4,4]' --set model.backbone.image_attention=swin)
   pre_set=("${tiny_swin[@]}" --set tokenizer.n_hid=16 --set tokenizer.n_blk_per_group=1 --set tokenizer.vocab_size=64
     --set tokenizer.input_size=32 --set loader.batch_size=2 --set loader.image_batch_size=2 --set loader.workers=2
     --set data.image.size=72 --set data.image.crop_size=64 --set data.image.tokenizer_size=32

@@ -55,7 +55,11 @@ torch::Tensor WindowAttention3DImpl::forward(const torch::Tensor& x, const Windo
   // Under autocast q is bf16/fp16: the mask follows it (a float32 mask would make the kernels fall back).
   if (add.scalar_type() != q.scalar_type()) add = add.to(q.scalar_type());
   const double p = (attn_drop > 0 && is_training()) ? attn_drop : 0.0;
-  auto out = at::scaled_dot_product_attention(q, k, v, add, p, /*is_causal=*/false, scale);
+  // CUDA: the fused kernels (flash / memory-efficient take the additive mask). CPU: the math path, the same
+  // kernel whether or not autograd records: the fused CPU kernel serves only no-grad calls and rounds
+  // differently, which would make a checkpointed block's rerun differ from its first pass.
+  auto out = q.is_cpu() ? std::get<0>(at::_scaled_dot_product_attention_math(q, k, v, add, p, false, {}, scale))
+                        : at::scaled_dot_product_attention(q, k, v, add, p, /*is_causal=*/false, scale);
   out = proj->forward(out.transpose(1, 2).reshape({Bw, N, C}));
   if (proj_drop > 0 && is_training()) out = torch::dropout(out, proj_drop, true);
   return out;

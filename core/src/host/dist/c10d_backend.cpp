@@ -256,7 +256,7 @@ torch::Device comm_device() { return g ? g->comm : torch::Device(torch::kCPU); }
 
 void init(const LaunchEnv& env, const Settings& s, const std::string& device, const std::string& experiment) {
   if (g) throw RunError("internal: dist::init called twice");
-  if (env.world_size <= 1) return;
+  if (env.world_size <= 1 && !s.init_single) return;
   const bool cuda = device.rfind("cuda", 0) == 0;
   std::string backend = s.backend;
   if (backend == "auto") backend = cuda && have_nccl() ? "nccl" : "gloo";

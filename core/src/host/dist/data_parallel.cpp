@@ -65,7 +65,8 @@ struct DataParallel::Impl {
   }
 
   void on_grad(size_t i, const torch::Tensor& grad) {
-    if (!sync) return;
+    // LibTorch 2.x also calls tensor hooks with an undefined gradient (a path that contributed nothing).
+    if (!sync || !grad.defined()) return;
     std::lock_guard<std::mutex> l(mu);
     torch::NoGradGuard ng;
     torch::Tensor gr = grad.is_sparse() ? grad.to_dense() : grad;
