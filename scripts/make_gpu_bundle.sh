@@ -22,8 +22,10 @@ cmake -S . -B build-gpu -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_PREFIX_PATH=
   -DBEVT_REQUIRE_CUDA=ON >/dev/null
 cmake --build build-gpu -j "$(nproc)" --target bevt-run bevt-forward bench_video_swin bevt_plugins
 
-out=.gpu/bundle/bevt
-rm -rf .gpu/bundle && mkdir -p "$out/bin" "$out/lib/bevt/plugins"
+# Staged in the build folder: .gpu/ holds only the archive, the one thing that travels (`carry: [".gpu"]`).
+stage=build-gpu/bundle
+out=$stage/bevt
+rm -rf "$stage" .gpu/bundle && mkdir -p "$out/bin" "$out/lib/bevt/plugins" .gpu
 cp build-gpu/bin/bevt-run build-gpu/bin/bevt-forward build-gpu/bin/bench_video_swin "$out/bin/"
 cp -P build-gpu/lib/libbevt_sdk.so* "$out/lib/"
 cp build-gpu/lib/bevt/plugins/*.so "$out/lib/bevt/plugins/"
@@ -48,5 +50,5 @@ strip --strip-unneeded "$out"/bin/* "$out"/lib/*.so* "$out"/lib/bevt/plugins/*.s
 "$root/build-gpu/bin/bevt-run" --version >/dev/null 2>&1 || true
 echo "$BEVT_TORCH_VERSION" > "$out/TORCH_VERSION"
 git rev-parse HEAD > "$out/COMMIT" 2>/dev/null || echo unknown > "$out/COMMIT"
-tar -C .gpu/bundle -czf .gpu/bevt-bundle.tar.gz bevt
+tar -C "$stage" -czf .gpu/bevt-bundle.tar.gz bevt
 echo "make_gpu_bundle: .gpu/bevt-bundle.tar.gz $(du -h .gpu/bevt-bundle.tar.gz | cut -f1) ($(du -sh "$out" | cut -f1) unpacked, $(ls "$out/lib" | grep -c '\.so') libraries besides torch)"
