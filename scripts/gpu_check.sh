@@ -63,7 +63,8 @@ for f in "$B"/bin/* "$B"/lib/*.so* "$B"/lib/bevt/plugins/*.so; do
     [[ "$name" =~ $base ]] && continue
     case "$(readlink -f "$path")" in
       "$B"/*|"$(readlink -f "$torch_dir")"/*|*/site-packages/nvidia/*) ;;
-      *) log "OUTSIDE $name => $path (needed by ${f#$B/}): add it to the bundle"; bad=1 ;;
+      *) log "OUTSIDE $name => $path (needed by ${f#$B/}): add it to the bundle"
+         [ "$mode" = cpu ] && bad=1 ;;  # here it would be missing there; there, the machine's own copy serves
     esac
   done < <(run /usr/bin/ldd "$f")
 done
