@@ -8,6 +8,7 @@
 #include "bevt/error.h"
 #include "bevt/strings.h"
 #include "host/dist/dist.h"
+#include "host/train/amp.h"
 
 namespace bevt::host {
 
@@ -29,7 +30,7 @@ const std::vector<std::pair<std::string, std::vector<KeySpec>>>& host_sections()
            key("ckpt_every", 0, "steps between checkpoints; 0 = only at the end"),
            key("keep_last", 3, "checkpoints kept besides the best"),
            key("threads", 0, "intra-op CPU threads; 0 = OMP_NUM_THREADS when set, else every core the process may use"),
-           key("precision", "fp32", "fp32 | bf16 | fp16: autocast on CUDA (fp16 with dynamic loss scaling)"),
+           key("precision", "fp32", "fp32 | bf16 (autocast, CPU or CUDA) | fp16 (autocast with dynamic loss scaling, CUDA)"),
        }},
       {"optim",
        {
@@ -156,6 +157,8 @@ RunSettings resolve_run(Config& root, const std::string& experiment_path) {
   for (const char* k : {"max_steps", "epochs", "ckpt_every", "keep_last", "threads"})
     if (run.get_int(k) < 0) throw UserError(fmt::format("{}: run.{} must be >= 0", run.where(k), k));
   if (s.log_every <= 0) throw UserError(fmt::format("{}: run.log_every must be > 0", run.where("log_every")));
+  // Checked here, before any work (and by --dry-run): an unknown precision, or fp16 off CUDA.
+  train::parse_precision(run.get_string("precision"), s.device, run.where("precision"));
   return s;
 }
 
