@@ -22,6 +22,7 @@ set_target_properties(test_broken PROPERTIES LIBRARY_OUTPUT_DIRECTORY ${_tp}/bro
 file(WRITE ${_tp}/garbage/libbevt_garbage.so "this is not an ELF file\n")
 
 bevt_add_gtest(test_foundation
+  test_csv.cpp
   test_registry.cpp
   test_config.cpp
   test_safetensors.cpp

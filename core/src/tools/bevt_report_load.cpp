@@ -9,6 +9,7 @@
 #include <sstream>
 #include <toml++/toml.h>
 
+#include "bevt/csv.h"
 #include "bevt/error.h"
 #include "bevt/strings.h"
 #include "bevt_report.h"
@@ -140,31 +141,9 @@ struct Loader {
 };
 
 std::vector<std::string> split_csv(const std::string& line) {
-  std::vector<std::string> out;
-  std::string cur;
-  bool quoted = false;
-  for (size_t i = 0; i < line.size(); ++i) {
-    char c = line[i];
-    if (quoted) {
-      if (c == '"' && i + 1 < line.size() && line[i + 1] == '"') {
-        cur += '"';
-        ++i;
-      } else if (c == '"') {
-        quoted = false;
-      } else {
-        cur += c;
-      }
-    } else if (c == '"') {
-      quoted = true;
-    } else if (c == ',') {
-      out.push_back(trim(cur));
-      cur.clear();
-    } else if (c != '\r') {
-      cur += c;
-    }
-  }
-  out.push_back(trim(cur));
-  return out;
+  auto cells = parse_csv_row(line);
+  for (auto& c : cells) c = trim(c);
+  return cells;
 }
 
 }  // namespace

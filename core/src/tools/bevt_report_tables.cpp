@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <optional>
 
+#include "bevt/csv.h"
 #include "bevt_report.h"
 
 namespace bevt::report {
@@ -15,13 +16,6 @@ std::string pct(double v) { return fmt::format("{:.1f}", 100.0 * v); }
 
 void add_unique(std::vector<std::string>& v, const std::string& s) {
   if (std::find(v.begin(), v.end(), s) == v.end()) v.push_back(s);
-}
-
-std::string csv_cell(const std::string& s) {
-  if (s.find_first_of(",\"\n") == std::string::npos) return s;
-  std::string q = "\"";
-  for (char c : s) q += c == '"' ? std::string("\"\"") : std::string(1, c);
-  return q + "\"";
 }
 
 std::string md_cell(const std::string& s) {
@@ -60,10 +54,10 @@ std::string Table::markdown() const {
 
 std::string Table::csv() const {
   std::string out;
-  for (size_t i = 0; i < header.size(); ++i) out += (i ? "," : "") + csv_cell(header[i]);
+  for (size_t i = 0; i < header.size(); ++i) out += (i ? "," : "") + csv_field(header[i]);
   out += "\n";
   for (const auto& r : rows) {
-    for (size_t i = 0; i < r.size(); ++i) out += (i ? "," : "") + csv_cell(r[i]);
+    for (size_t i = 0; i < r.size(); ++i) out += (i ? "," : "") + csv_field(r[i]);
     out += "\n";
   }
   return out;

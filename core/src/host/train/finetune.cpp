@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <filesystem>
 
+#include "bevt/csv.h"
 #include "bevt/error.h"
 #include "bevt/log.h"
 #include "bevt/safetensors.h"
@@ -133,14 +134,14 @@ int run_eval(const RunContext& ctx, bool probes) {
     results["table"] = family_table(variants);
     if (dist::is_main()) std::printf("\n%s\n", results["table"].get<std::string>().c_str());
   }
-  // The confusion matrix also as CSV, for spreadsheets.
-  std::string csv = "true\\pred";
-  for (const auto& n : ds->class_names()) csv += "," + n;
-  csv += "\n";
+  // The confusion matrix also as CSV (RFC 4180: class names may hold commas and quotes), for spreadsheets.
+  std::vector<std::string> header{"true\\pred"};
+  for (const auto& n : ds->class_names()) header.push_back(n);
+  std::string csv = csv_row(header) + "\n";
   for (size_t i = 0; i < full.confusion.size(); ++i) {
-    csv += ds->class_names()[i];
-    for (auto v : full.confusion[i]) csv += "," + std::to_string(v);
-    csv += "\n";
+    std::vector<std::string> row{ds->class_names()[i]};
+    for (auto v : full.confusion[i]) row.push_back(std::to_string(v));
+    csv += csv_row(row) + "\n";
   }
   if (dist::is_main()) write_text_atomic((fs::path(ctx.run.work_dir) / "confusion.csv").string(), csv);
   write_results(ctx, results);
