@@ -25,11 +25,8 @@ inline void for_each_tensor(const c10::IValue& v, const std::function<void(const
     f(v.toTensor());
   } else if (v.isTensorList()) {
     for (const at::Tensor& t : v.toTensorVector()) f(t);
-  } else if (v.isList()) {
+  } else if (v.isList()) {  // lists of optional tensors included
     for (const c10::IValue& e : v.toListRef()) for_each_tensor(e, f);
-  } else if (v.isOptionalTensorList()) {
-    for (const c10::IValue& e : v.toListRef())
-      if (e.isTensor()) f(e.toTensor());
   }
 }
 

@@ -53,6 +53,11 @@ class Tokenizer : public torch::nn::Module {
   virtual TensorMap export_weights() const;
 };
 
+// Throws UserError "<who> must be in [0,1], got values in [lo,hi] ..." when `images` (a host tensor) leaves
+// [0, 1] or holds NaN. Reads the values, so it does nothing for a tensor on an accelerator: the step never waits
+// for it (the pre-training runner checks its views on the host, before the copy).
+void check_unit_range(const torch::Tensor& images, const std::string& who);
+
 template <>
 struct KindOf<Tokenizer> {
   static constexpr Kind value = Kind::Tokenizer;

@@ -52,17 +52,19 @@ TensorMap Head::export_weights() const { return state_dict(*this); }
 torch::Tensor Tokenizer::tokenize(const torch::Tensor& images) {
   if (images.dim() != 4 || images.size(1) != 3)
     throw UserError(fmt::format("tokenizer input must be [N,3,H,W] images, got {} dims", images.dim()));
-  // The range check reads the values: on the host only, so that a tokenizer on an accelerator never waits for
-  // it inside a training step (the pre-training runner checks its views on the host before the copy).
-  if (images.numel() > 0 && images.is_cpu()) {
-    double lo = images.min().item<double>(), hi = images.max().item<double>();
-    if (!(lo >= -1e-6 && hi <= 1 + 1e-6))  // also NaN
-      throw UserError(fmt::format("tokenizer input must be in [0,1], got values in [{:.3g},{:.3g}] (pass images "
-                                  "before normalisation, divided by 255)",
-                                  lo, hi));
-  }
+  check_unit_range(images, "tokenizer input");
   torch::NoGradGuard no_grad;
   return logits(prepare(images)).argmax(1);
+}
+
+void check_unit_range(const torch::Tensor& images, const std::string& who) {
+  if (images.numel() == 0 || !images.is_cpu()) return;
+  auto [lo_t, hi_t] = torch::aminmax(images);
+  const double lo = lo_t.item<double>(), hi = hi_t.item<double>();
+  if (!(lo >= -1e-6 && hi <= 1 + 1e-6))  // also NaN
+    throw UserError(fmt::format("{} must be in [0,1], got values in [{:.3g},{:.3g}] (pass images before "
+                                "normalisation, divided by 255)",
+                                who, lo, hi));
 }
 
 TokenizerLoss Tokenizer::training_loss(const torch::Tensor&) {

@@ -24,8 +24,13 @@ torch::Tensor WindowAttention3DImpl::additive(const WindowPlan& plan) {
   const bool need_grad = torch::GradMode::is_enabled() && relative_position_bias_table.requires_grad();
   auto compute = [&]() {
     auto bias = relative_position_bias_table.index_select(0, plan.bias_index).view({N, N, heads}).permute({2, 0, 1});
-    if (plan.mask.defined()) return (bias.unsqueeze(0) + plan.mask.unsqueeze(1)).contiguous();
-    return bias.contiguous();
+    if (!plan.mask.defined()) return bias.contiguous();
+    // The fused kernels take a 4-D mask broadcastable to [B*nW, nH, N, N]; windows are batch-major, so the
+    // shift mask [nW, nH, N, N] repeats once per sample (done here, so the no-grad cache holds it repeated).
+    auto fused = bias.unsqueeze(0) + plan.mask.unsqueeze(1);
+    if (plan.batch > 1)
+      return fused.unsqueeze(0).expand({plan.batch, plan.num_windows, heads, N, N}).reshape({-1, heads, N, N});
+    return fused.contiguous();
   };
   if (need_grad) return compute();
   auto& c = fused_cache_[plan.id];
@@ -45,13 +50,7 @@ torch::Tensor WindowAttention3DImpl::forward(const torch::Tensor& x, const Windo
   const int64_t hd = C / heads;
   auto qkv_out = qkv->forward(x).view({Bw, N, 3, heads, hd}).permute({2, 0, 3, 1, 4});
   auto q = qkv_out[0], k = qkv_out[1], v = qkv_out[2];
-  // One additive term per (window, head): the fused kernels take a 4-D mask broadcastable to [Bw, nH, N, N].
-  // Windows are batch-major, so a shift mask [nW, nH, N, N] repeats once per sample.
   torch::Tensor add = additive(plan);
-  if (plan.mask.defined()) {
-    const int64_t nW = plan.num_windows, B = Bw / nW;
-    if (B > 1) add = add.unsqueeze(0).expand({B, nW, heads, N, N}).reshape({Bw, heads, N, N});
-  }
   // Under autocast q is bf16/fp16: the mask follows it (a float32 mask would make the kernels fall back).
   if (add.scalar_type() != q.scalar_type()) add = add.to(q.scalar_type());
   const double p = (attn_drop > 0 && is_training()) ? attn_drop : 0.0;

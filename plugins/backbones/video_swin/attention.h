@@ -29,7 +29,7 @@ class WindowAttention3DImpl : public torch::nn::Module {
   Dims3 window;
 
  private:
-  // [nH,N,N] (no mask) or [nW,nH,N,N] (with mask) additive term.
+  // [nH,N,N] (no mask) or [B*nW,nH,N,N] (with mask) additive term.
   torch::Tensor additive(const WindowPlan& plan);
   struct Cached {
     int64_t version = -1;

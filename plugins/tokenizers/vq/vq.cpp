@@ -563,16 +563,7 @@ class VqTokenizer : public bevt::Tokenizer {
     if (images.dim() != 4 || images.size(1) != 3)
       throw bevt::UserError(fmt::format("{}: {} must be [N,3,H,W] images in [0,1], got [{}]", name_, what,
                                         fmt::join(images.sizes(), ",")));
-    // Read on the host only: a tokenizer on an accelerator never waits for the check (the host checks its views
-    // before the copy).
-    if (images.numel() > 0 && images.is_cpu()) {
-      double lo = images.min().item<double>(), hi = images.max().item<double>();
-      if (!(lo >= -1e-6 && hi <= 1 + 1e-6))
-        throw bevt::UserError(fmt::format(
-            "{}: {} must be in [0,1], got values in [{:.3g},{:.3g}] (pass images before normalisation, divided "
-            "by 255)",
-            name_, what, lo, hi));
-    }
+    bevt::check_unit_range(images, fmt::format("{}: {}", name_, what));
   }
 
   void check_input(const torch::Tensor& x) const {

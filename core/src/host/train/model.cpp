@@ -141,8 +141,8 @@ void TrainModel::to(torch::ScalarType dtype) {
 void TrainModel::retie() {
   torch::NoGradGuard no_grad;
   for (auto& [alias, primary] : aliases)
-    if (!alias.is_same(primary) && alias.unsafeGetTensorImpl()->storage().unsafeGetStorageImpl() !=
-                                       primary.unsafeGetTensorImpl()->storage().unsafeGetStorageImpl())
+    if (alias.unsafeGetTensorImpl()->storage().unsafeGetStorageImpl() !=
+        primary.unsafeGetTensorImpl()->storage().unsafeGetStorageImpl())
       alias.set_(primary);
 }
 

@@ -37,15 +37,6 @@ torch::Tensor sample_masks(const Stream& s, const Batch& b, int64_t epoch, uint6
   return torch::stack(masks);
 }
 
-void check_unit_range(const torch::Tensor& view, const std::string& stream) {
-  if (view.numel() == 0 || !view.is_cpu()) return;
-  auto [lo_t, hi_t] = torch::aminmax(view);
-  const double lo = lo_t.item<double>(), hi = hi_t.item<double>();
-  if (!(lo >= -1e-6 && hi <= 1 + 1e-6))  // also NaN
-    throw UserError(fmt::format("[data.{}]: the tokenizer view must be in [0,1], got values in [{:.3g},{:.3g}]",
-                                stream, lo, hi));
-}
-
 int run_pretrain(const RunContext& ctx) {
   Config pc = host_section(ctx.root, "pretrain");
   Config lc = host_section(ctx.root, "loader");
@@ -109,7 +100,7 @@ int run_pretrain(const RunContext& ctx) {
       if (!b.tokenizer_view.defined())
         throw UserError(fmt::format("[data.{}] gives no tokenizer view: set its tokenizer_size", s.name));
       // The tokenizer's [0, 1] range is checked here, on the host, so the step itself never reads the device.
-      check_unit_range(b.tokenizer_view, s.name);
+      check_unit_range(b.tokenizer_view, fmt::format("[data.{}]: the tokenizer view", s.name));
       torch::Tensor x = to_device(b.input, device);
       torch::Tensor view = to_device(b.tokenizer_view, device);
       auto mask_for = [&](const std::array<int64_t, 3>& grid) {

@@ -112,47 +112,46 @@ void MediaDataset::finish(const std::string& where) {
   if (entries_.empty()) throw UserError(fmt::format("{}: the annotation lists no samples", where));
 }
 
+namespace {
+// The frames the sampler picks from an entry's usable range of a clip of `total` frames (absolute indices).
+std::vector<int64_t> pick_frames(const MediaEntry& e, int64_t total, const SamplerSpec& sampler, Rng& rng) {
+  const int64_t first = std::max<int64_t>(0, e.start_frame);
+  const int64_t last = e.end_frame < 0 ? total - 1 : std::min(e.end_frame, total - 1);
+  if (last < first)
+    throw DecodeError(fmt::format("{}: frame range {}..{} is empty (the video has {} frames)", e.path, e.start_frame,
+                                  e.end_frame, total));
+  auto idx = sample_frames(sampler, last - first + 1, rng);
+  for (auto& k : idx) k += first;
+  return idx;
+}
+}  // namespace
+
 Sample MediaDataset::get(size_t index, Rng& rng) const {
   if (index >= entries_.size()) throw std::out_of_range(fmt::format("sample {} of {}", index, entries_.size()));
   const auto& e = entries_[index];
   Clip clip;
   int64_t clips = 1;
   try {
-    if (e.frames && video_) {
+    if (video_ && e.frames) {
       const Clip& all = *e.frames;
-      int64_t first = std::max<int64_t>(0, e.start_frame);
-      int64_t last = e.end_frame < 0 ? all.frames - 1 : std::min(e.end_frame, all.frames - 1);
-      if (last < first)
-        throw DecodeError(fmt::format("{}: frame range {}..{} is empty (the clip has {} frames)", e.path,
-                                      e.start_frame, e.end_frame, all.frames));
-      auto idx = sample_frames(sampler_, last - first + 1, rng);
+      auto idx = pick_frames(e, all.frames, sampler_, rng);
       auto [h, w] = transform_->decode_size(all.height, all.width, rng);
       Clip picked(static_cast<int64_t>(idx.size()), all.height, all.width);
       for (size_t k = 0; k < idx.size(); ++k)
-        std::memcpy(picked.frame(static_cast<int64_t>(k)), all.frame(idx[k] + first), all.frame_bytes());
+        std::memcpy(picked.frame(static_cast<int64_t>(k)), all.frame(idx[k]), all.frame_bytes());
       clip = (h == all.height && w == all.width) ? std::move(picked) : resize_clip(picked, h, w, "bilinear");
       clips = sampler_.num_clips;
-    } else if (e.frames) {
-      const Clip& img = *e.frames;
-      auto [h, w] = transform_->decode_size(img.height, img.width, rng);
-      clip = (h == img.height && w == img.width) ? img : resize_clip(img, h, w, "bicubic");
     } else if (video_) {
       DecodeOptions o;
       o.threads = decode_threads_;
       VideoReader reader(e.path, o);
       const auto& info = reader.info();
-      int64_t first = std::max<int64_t>(0, e.start_frame);
-      int64_t last = e.end_frame < 0 ? info.frames - 1 : std::min(e.end_frame, info.frames - 1);
-      if (last < first)
-        throw DecodeError(fmt::format("{}: frame range {}..{} is empty (the video has {} frames)", e.path,
-                                      e.start_frame, e.end_frame, info.frames));
-      auto idx = sample_frames(sampler_, last - first + 1, rng);
-      for (auto& i : idx) i += first;
+      auto idx = pick_frames(e, info.frames, sampler_, rng);
       auto [h, w] = transform_->decode_size(info.height, info.width, rng);
       clip = reader.read(idx, w, h);
       clips = sampler_.num_clips;
     } else {
-      Clip img = read_image(e.path);
+      Clip img = e.frames ? *e.frames : read_image(e.path);
       auto [h, w] = transform_->decode_size(img.height, img.width, rng);
       clip = (h == img.height && w == img.width) ? std::move(img) : resize_clip(img, h, w, "bicubic");
     }
