@@ -8,6 +8,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <variant>
 
 #include "bevt/backbone_spec.h"
 #include "bevt/config.h"
@@ -18,6 +19,26 @@ enum class Kind { Backbone, Tokenizer, Masker, Dataset, Head };
 const char* kind_name(Kind k);
 std::optional<Kind> parse_kind(std::string_view s);
 
+class Backbone;
+class Tokenizer;
+class Masker;
+class Dataset;
+class Head;
+
+// One built component: the interface its plugin's kind names, in the order of Kind (so index() is the kind).
+// Typed end to end: a factory returns one, the host stores one, and nothing is recovered by an unchecked cast.
+using AnyComponent = std::variant<std::shared_ptr<Backbone>, std::shared_ptr<Tokenizer>, std::shared_ptr<Masker>,
+                                  std::shared_ptr<Dataset>, std::shared_ptr<Head>>;
+
+inline Kind kind_of(const AnyComponent& c) { return static_cast<Kind>(c.index()); }
+
+// The component as Interface; nullptr when it is of another kind (or empty).
+template <class Interface>
+std::shared_ptr<Interface> component_cast(const AnyComponent& c) {
+  const auto* p = std::get_if<std::shared_ptr<Interface>>(&c);
+  return p ? *p : nullptr;
+}
+
 struct BuildContext {
   std::string device = "cpu";   // resolved device ("cpu", "cuda:0")
   uint64_t seed = 0;            // the experiment seed
@@ -27,7 +48,7 @@ struct BuildContext {
   int64_t vocab_size = 0;       // for MIM heads: the tokenizer's vocabulary
   int64_t num_classes = 0;      // for classification heads: the dataset's classes
   // Builds another component from a table with `plugin = "<name>"`; set by the host.
-  std::function<std::shared_ptr<void>(Kind, const Config&)> build;
+  std::function<AnyComponent(Kind, const Config&)> build;
 };
 
 }  // namespace bevt

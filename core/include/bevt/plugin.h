@@ -28,7 +28,7 @@ namespace bevt {
 template <class Interface>
 struct KindOf;
 
-using Factory = std::function<std::shared_ptr<void>(const Config&, const BuildContext&)>;
+using Factory = std::function<AnyComponent(const Config&, const BuildContext&)>;
 
 struct PluginInfo {
   Kind kind = Kind::Backbone;
@@ -36,7 +36,7 @@ struct PluginInfo {
   std::string summary;
   std::vector<KeySpec> keys;
   std::vector<std::string> official_names;  // official PyTorch classes it reproduces (bevt-forward --fixture)
-  Factory factory;  // returns a std::shared_ptr<Interface> stored as shared_ptr<void>
+  Factory factory;  // returns the std::shared_ptr<Interface> of this kind
 
   PluginInfo& with_keys(std::vector<KeySpec> k) { keys = std::move(k); return *this; }
   PluginInfo& with_official_names(std::vector<std::string> n) { official_names = std::move(n); return *this; }
@@ -65,13 +65,13 @@ PluginInfo plugin(std::string name, std::string summary) {
   info.name = std::move(name);
   info.summary = std::move(summary);
   if constexpr (detail::HasKeys<Impl>::value) info.keys = Impl::keys();
-  info.factory = [](const Config& cfg, const BuildContext& ctx) -> std::shared_ptr<void> {
+  info.factory = [](const Config& cfg, const BuildContext& ctx) -> AnyComponent {
     std::shared_ptr<Interface> obj;
     if constexpr (std::is_constructible_v<Impl, const Config&, const BuildContext&>)
       obj = std::make_shared<Impl>(cfg, ctx);
     else
       obj = std::make_shared<Impl>(cfg);
-    return std::static_pointer_cast<void>(obj);
+    return AnyComponent(std::move(obj));
   };
   return info;
 }

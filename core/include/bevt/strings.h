@@ -18,6 +18,9 @@ std::string did_you_mean(std::string_view name, const std::vector<std::string>& 
 
 std::string join(const std::vector<std::string>& items, std::string_view sep = ", ");
 
+// "a.b.c" → {"a", "b", "c"}; an empty string gives one empty part.
+std::vector<std::string> split(std::string_view s, char sep);
+
 }  // namespace bevt
 
 namespace bevt {

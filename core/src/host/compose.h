@@ -1,41 +1,42 @@
-// Composition: finds every component table (`plugin = "<name>"`) of an experiment, checks it against its
-// plugin's keys, and builds the components in dependency order (backbones, tokenizers and datasets before the
-// heads that need their spec, vocabulary and classes).
+// Composition: resolves each component table of an Experiment to its plugin (the manifest's kind must be the
+// slot's), checks the table against the plugin's keys, and builds the components in dependency order
+// (backbones, tokenizers and datasets before the heads that need their spec, vocabulary and classes).
 #pragma once
 
 #include <memory>
-#include <optional>
 #include <string>
 #include <vector>
 
 #include "bevt/config.h"
+#include "bevt/context.h"
+#include "host/config/experiment.h"
 #include "registry.h"
-#include "sections.h"
 
 namespace bevt::host {
 
 struct Component {
-  std::string path;       // dotted table path ("model.backbone")
+  std::string path;  // dotted table path ("model.backbone")
   Config cfg;
-  std::optional<Kind> expected;  // from the slot's name, when it says
+  Kind kind;
   const LoadedPlugin* plugin = nullptr;
-  std::shared_ptr<void> object;  // a shared_ptr<Interface> of the plugin's kind, once built
+  AnyComponent object;  // once built
+  bool built = false;
 };
-
-// The kind a slot's name implies ("model.backbone" → backbone, "data.train" → dataset, ...), if any.
-std::optional<Kind> expected_kind(const std::string& path);
-
-// Every component table; a table that is neither a host section, a component nor a group of components is an
-// error naming its file:line.
-std::vector<Component> find_components(Config& root);
 
 struct Composition {
   std::vector<Component> components;
+  // The component at `path` as Interface; nullptr when absent (or not built).
+  template <class Interface>
+  std::shared_ptr<Interface> get(const std::string& path) const {
+    for (const auto& c : components)
+      if (c.path == path && c.built) return component_cast<Interface>(c.object);
+    return nullptr;
+  }
   int64_t parameter_count(const Component& c) const;  // 0 for components without parameters
 };
 
 // Resolves plugins and validates every component; with build = true also calls the factories.
-Composition compose(const Registry& registry, Config& root, const RunSettings& run, bool build);
+Composition compose(const Registry& registry, const Experiment& exp, bool build);
 
 // The table printed by --dry-run.
 std::string describe(const Composition& comp);

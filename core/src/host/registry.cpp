@@ -164,13 +164,13 @@ const LoadedPlugin& Registry::find(const std::string& name, std::optional<Kind> 
                               candidates.empty() ? "none" : join(candidates), problems));
 }
 
-std::shared_ptr<void> Registry::build(const LoadedPlugin& p, Config& cfg, const BuildContext& ctx) const {
+AnyComponent Registry::build(const LoadedPlugin& p, Config& cfg, const BuildContext& ctx) const {
   cfg.validate(p.info.keys);
+  AnyComponent built;
   try {
-    return p.info.factory(cfg, ctx);
+    built = p.info.factory(cfg, ctx);
   } catch (const UserError& e) {
     std::string msg = e.what();
-    // Plugin messages usually already name the file and key; prefix the table if they do not.
     // Plugin messages usually already name the file (cfg.where(key)); prefix the table only if they do not.
     std::string file = cfg.where().substr(0, cfg.where().rfind(':'));
     if (msg.find(file) == std::string::npos && msg.find(cfg.path()) == std::string::npos)
@@ -180,6 +180,12 @@ std::shared_ptr<void> Registry::build(const LoadedPlugin& p, Config& cfg, const 
     throw UserError(fmt::format("{} [{}]: plugin '{}' failed to build: {}", cfg.where(), cfg.path(), p.info.name,
                                 first_line(e.what())));
   }
+  const bool empty = std::visit([](const auto& ptr) { return ptr == nullptr; }, built);
+  if (empty || kind_of(built) != p.info.kind)
+    throw RunError(fmt::format("plugin '{}' ({}) returned {} instead of a {}: the library is broken (rebuild it)",
+                               p.info.name, p.library, empty ? "nothing" : kind_name(kind_of(built)),
+                               kind_name(p.info.kind)));
+  return built;
 }
 
 }  // namespace bevt::host

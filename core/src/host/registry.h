@@ -39,13 +39,14 @@ class Registry {
   std::vector<std::string> names(std::optional<Kind> kind = std::nullopt) const;
 
   // Validates `cfg` against the plugin's keys (filling defaults) and calls its factory; a throwing factory
-  // becomes one UserError with its message and the config path.
-  std::shared_ptr<void> build(const LoadedPlugin& p, Config& cfg, const BuildContext& ctx) const;
+  // becomes one UserError with its message and the config path, and a factory that returns nothing or another
+  // kind than its manifest says is an error naming the library.
+  AnyComponent build(const LoadedPlugin& p, Config& cfg, const BuildContext& ctx) const;
 
   template <class Interface>
   std::shared_ptr<Interface> build_as(const std::string& where, Config cfg, const BuildContext& ctx) const {
     const auto& p = find(cfg.get_string("plugin"), KindOf<Interface>::value, where);
-    return std::static_pointer_cast<Interface>(build(p, cfg, ctx));
+    return component_cast<Interface>(build(p, cfg, ctx));
   }
 
  private:

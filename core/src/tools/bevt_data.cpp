@@ -18,13 +18,13 @@
 #include "bevt/error.h"
 #include "bevt/log.h"
 #include "bevt/masker.h"
+#include "bevt/strings.h"
 #include "bevt/transforms.h"
 #include "bevt/video_io.h"
-#include "host/cli_util.h"
+#include "host/command_line.h"
 #include "host/data/loader.h"
-#include "host/experiment.h"
+#include "host/config/experiment.h"
 #include "host/registry.h"
-#include "host/sections.h"
 
 namespace fs = std::filesystem;
 using namespace bevt;
@@ -145,20 +145,22 @@ int main(int argc, char** argv) {
     set_log_level(*level);
     if (show < 0 || workers < 0) throw UserError("--show and --workers must be >= 0");
     Registry registry = make_registry(plugin_dirs);
-    Config root = load_experiment(experiment, overrides);
-    RunSettings run = resolve_run(root, experiment);
-    if (!root.has("data") || root.type_of("data") != ValueType::Table)
-      throw UserError(fmt::format("{}: no [data] tables; expected [data.{}] with plugin = \"...\"", experiment, stream));
-    Config data = root.get_table("data");
-    if (!data.has(stream) || data.type_of(stream) != ValueType::Table) {
-      std::string names;
-      for (const auto& k : data.keys())
-        if (data.type_of(k) == ValueType::Table) names += (names.empty() ? "" : ", ") + k;
-      throw UserError(fmt::format("{}: no stream '{}' (the experiment has: {})", experiment, stream,
-                                  names.empty() ? "none" : names));
+    const Experiment exp = Experiment::load(experiment, overrides);
+    const RunSettings& run = exp.run;
+    auto table_at = [&](const std::string& path) -> const ComponentTable* {
+      for (const auto& c : exp.components)
+        if (c.path == path) return &c;
+      return nullptr;
+    };
+    const ComponentTable* data_table = table_at("data." + stream);
+    if (!data_table) {
+      std::vector<std::string> names;
+      for (const auto& c : exp.components)
+        if (c.path.rfind("data.", 0) == 0) names.push_back(c.path.substr(5));
+      throw UserError(fmt::format("{}: no stream '{}' (the experiment has: {}){}", experiment, stream,
+                                  names.empty() ? "none" : join(names), did_you_mean(stream, names)));
     }
-    Config cfg = data.get_table(stream);
-    if (!cfg.has("plugin")) throw UserError(fmt::format("{}: data.{} has no plugin key", cfg.where(), stream));
+    Config cfg = data_table->cfg;
     BuildContext ctx;
     ctx.device = "cpu";
     ctx.seed = run.seed;
@@ -171,18 +173,9 @@ int main(int argc, char** argv) {
 
     std::shared_ptr<Masker> masker;
     if (!masker_table.empty()) {
-      Config m = root;
-      size_t pos = 0;
-      while (pos <= masker_table.size()) {
-        size_t dot = masker_table.find('.', pos);
-        std::string part = masker_table.substr(pos, dot == std::string::npos ? std::string::npos : dot - pos);
-        if (!m.has(part) || m.type_of(part) != ValueType::Table)
-          throw UserError(fmt::format("{}: --masker {}: no table '{}'", experiment, masker_table, part));
-        m = m.get_table(part);
-        if (dot == std::string::npos) break;
-        pos = dot + 1;
-      }
-      if (!m.has("plugin")) throw UserError(fmt::format("{}: --masker {}: the table has no plugin key", experiment, masker_table));
+      const ComponentTable* m_table = table_at(masker_table);
+      if (!m_table) throw UserError(fmt::format("{}: --masker {}: no such component table", experiment, masker_table));
+      Config m = m_table->cfg;
       masker = registry.build_as<Masker>(m.where(), m, ctx);
     }
     if (cell.size() != 3 || std::any_of(cell.begin(), cell.end(), [](int64_t v) { return v < 1; }))

@@ -12,7 +12,7 @@
 #include <iostream>
 #include <nlohmann/json.hpp>
 
-#include "../host/cli_util.h"
+#include "../host/command_line.h"
 #include "host/train/amp.h"
 #include "bevt/atomic_file.h"
 #include "bevt/backbone.h"

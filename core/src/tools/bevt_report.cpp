@@ -12,7 +12,7 @@
 #include <iostream>
 #include <optional>
 
-#include "../host/cli_util.h"
+#include "../host/command_line.h"
 #include "bevt/atomic_file.h"
 #include "bevt/error.h"
 #include "bevt_report.h"

@@ -11,13 +11,13 @@
 #include <iostream>
 #include <thread>
 
-#include "../host/cli_util.h"
+#include "../host/command_line.h"
 #include "../host/compose.h"
+#include "../host/config/experiment.h"
 #include "../host/dist/dist.h"
 #include "../host/dist/launcher.h"
-#include "../host/experiment.h"
-#include "../host/runners.h"
-#include "../host/sections.h"
+#include "../host/modes.h"
+#include "../host/run_context.h"
 #include "../host/train/checkpoint.h"
 #include "../host/train/inputs.h"
 #include "../host/train/suite.h"
@@ -58,6 +58,7 @@ int main(int argc, char** argv) {
                  "see docs/distributed.md");
   app.add_option("--suite", suite,
                  "run a folder of experiments in order (its suite.toml, else sorted *.toml), skipping finished ones");
+  app.footer(modes_help());
   try {
     app.parse(argc, argv);
   } catch (const CLI::Success& e) {
@@ -88,15 +89,12 @@ int main(int argc, char** argv) {
     }
     if (experiment.empty()) throw UserError("no experiment file given (usage: bevt-run EXPERIMENT.toml [--set k=v])");
 
-    register_builtin_runners();
-    Config root = load_experiment(experiment, overrides);
-    const std::string hash = experiment_hash(root), run_hash = experiment_hash(root, true);
-    RunSettings run = resolve_run(root, experiment);
+    Experiment exp = Experiment::load(experiment, overrides);  // every key checked, before any work
+    RunSettings& run = exp.run;
+    const ModeSpec& mode = find_mode(run.mode, exp.where("run.mode"));
     if (app.count("--nproc")) {
-      // The local launcher: bad input fails here once, before any worker starts.
+      // The local launcher: bad input failed above, once, before any worker starts.
       if (dry_run) throw UserError("--nproc with --dry-run: drop one of them");
-      find_runner(run.mode, root.where("run"));
-      dist::Settings::from(host_section(root, "dist"));
       std::vector<std::string> args;
       for (int i = 1; i < argc; ++i) {
         std::string a = argv[i];
@@ -109,17 +107,17 @@ int main(int argc, char** argv) {
       }
       return dist::launch_local(nproc, args);
     }
-    // Under torchrun, Slurm or --nproc: join the world (pipeline drivers do not: each stage is its own run).
+    // Under torchrun, Slurm or --nproc: join the world.
     auto launch = dist::launch_env();
-    const bool join_alone = launch && launch->world_size == 1 && host_section(root, "dist").get_bool("init_single");
-    if (launch && (launch->world_size > 1 || join_alone) && run.mode != "pipeline" && !dry_run) {
-      run.device = dist::rank_device(root.get_table("run").get_string("device"), run.device, *launch);
+    const bool join_alone = launch && launch->world_size == 1 && exp.dist.init_single;
+    if (launch && (launch->world_size > 1 || join_alone) && !dry_run) {
+      run.device = dist::rank_device(run.device_requested, run.device, *launch);
       log_info("rank {} (local rank {}) on {}", launch->rank, launch->local_rank, run.device);
-      dist::init(*launch, dist::Settings::from(host_section(root, "dist")), run.device, root.to_toml());
+      dist::init(*launch, exp.dist, run.device, exp.resolved_toml());
       if (!dist::is_main() && !app.count("--log-level")) set_log_level(LogLevel::Warn);
     }
-    // Debian's libtorch 1.13 starts OpenMP with one thread when OMP_NUM_THREADS is unset (measured on a
-    // 2-core Debian 12 box: at::get_num_threads() == 1), so "0" means every core this process may run on.
+    // OpenMP may start with one thread when OMP_NUM_THREADS is unset, so "0" means every core this process
+    // may run on.
     if (run.threads > 0) {
       torch::set_num_threads(static_cast<int>(run.threads));
     } else if (!std::getenv("OMP_NUM_THREADS")) {
@@ -128,16 +126,15 @@ int main(int argc, char** argv) {
     // Parameter initialisation, dropout and drop path draw from torch's generator: seed it from the
     // experiment before any component is built, so the same config and seed give the same numbers.
     torch::manual_seed(run.seed);
-    Composition comp = compose(registry, root, run, /*build=*/true);
+    Composition comp = compose(registry, exp, /*build=*/true);
     dist::seed_rank_generator(run.seed);  // ranks > 0: their own dropout / drop-path draws
     if (dry_run) {
-      std::cout << "# resolved experiment: " << experiment << "\n" << root.to_toml() << "\n\n" << describe(comp);
+      std::cout << "# resolved experiment: " << experiment << "\n" << exp.resolved_toml() << "\n\n" << describe(comp);
       return 0;
     }
-    const Runner* runner = find_runner(run.mode, root.where("run"));
     if (dist::is_main()) {  // only rank 0 writes into work_dir
       fs::create_directories(run.work_dir);
-      std::string resolved = root.to_toml() + "\n";
+      std::string resolved = exp.resolved_toml() + "\n";
       AtomicFile cfg_file((fs::path(run.work_dir) / "config.toml").string());
       cfg_file.write(resolved.data(), resolved.size());
       cfg_file.commit();
@@ -145,15 +142,15 @@ int main(int argc, char** argv) {
     }
     // The weight files this run starts from, as they are now: pipelines and suites rerun it when they change.
     nlohmann::json inputs = nlohmann::json::object();
-    if (dist::is_main() && run.mode != "pipeline") {
-      inputs = train::input_digests(train::input_candidates(root));
+    if (dist::is_main()) {
+      inputs = train::input_digests(exp.weight_candidates);
       train::write_text_atomic((fs::path(run.work_dir) / "inputs.json").string(), inputs.dump(2) + "\n");
     }
     log_info("experiment {} → {} (mode {}, device {}, seed {}, {} CPU threads)", experiment, run.work_dir, run.mode,
              run.device, run.seed, torch::get_num_threads());
     int rc = 0;
     try {
-      rc = (*runner)(RunContext{root, run, comp, registry, experiment, resume, hash, run_hash, inputs});
+      rc = mode.run(RunContext{exp, exp.run, comp, registry, resume, inputs});
     } catch (const std::exception& e) {
       dist::report_failure(first_line(e.what()));  // the other ranks exit naming this one
       throw;

@@ -15,8 +15,8 @@
 #include <string>
 #include <vector>
 
-#include "bevt/config.h"
 #include "bevt/tensor_map.h"
+#include "host/config/sections.h"
 
 namespace bevt::host::dist {
 
@@ -48,17 +48,7 @@ std::string slurm_first_host(const std::string& nodelist);
 // Tasks on node `node_index` of a Slurm tasks-per-node list: "4(x2),3" → 4, 4, 3.
 int slurm_tasks_on_node(const std::string& tasks_per_node, int node_index);
 
-// The [dist] table.
-struct Settings {
-  std::string backend = "auto";  // auto (nccl on CUDA when this build has it, else gloo) | nccl | gloo
-  double timeout_s = 1800;       // a dead, hung or failed rank ends the others within this
-  double bucket_mb = 25;         // gradient all-reduce bucket size
-  bool overlap = true;           // all-reduce buckets during backward as their gradients become ready
-  bool broadcast_buffers = true; // floating-point buffers (EMA codebooks, ...) follow rank 0 after each step
-  bool init_single = false;      // join a process group at world size 1 too (a backend check)
-  static Settings from(const Config& dist_table);  // UserError naming the key on a bad value
-};
-const std::vector<KeySpec>& settings_keys();
+using Settings = DistSettings;  // the typed [dist] table (host/config/sections.h)
 
 // Whether this build's torch offers each process group.
 bool have_gloo();

@@ -174,37 +174,6 @@ std::optional<LaunchEnv> launch_env(const EnvLookup& get) {
   return std::nullopt;
 }
 
-const std::vector<KeySpec>& settings_keys() {
-  static const std::vector<KeySpec> keys = {
-      key("backend", "auto", "auto (NCCL on CUDA when this build has it, else Gloo) | nccl | gloo"),
-      key("timeout", 1800.0,
-          "seconds: a rank that dies, hangs or fails ends the others (exit 1, naming it) within this; also the "
-          "rendezvous and collective timeout"),
-      key("bucket_mb", 25.0, "gradient all-reduce bucket size in MiB"),
-      key("overlap", true, "all-reduce gradient buckets during backward as they become ready"),
-      key("broadcast_buffers", true, "floating-point buffers (e.g. EMA codebooks) follow rank 0 after each step"),
-      key("init_single", false,
-          "join a process group even at world size 1 under a launcher (checks the backend, e.g. NCCL, on one GPU)"),
-  };
-  return keys;
-}
-
-Settings Settings::from(const Config& c) {
-  Settings s;
-  s.backend = c.get_string("backend");
-  if (s.backend != "auto" && s.backend != "nccl" && s.backend != "gloo")
-    throw UserError(fmt::format("{}: dist.backend '{}' is not auto, nccl or gloo", c.where("backend"), s.backend));
-  s.timeout_s = c.get_float("timeout");
-  if (!(s.timeout_s > 0))
-    throw UserError(fmt::format("{}: dist.timeout must be > 0 seconds", c.where("timeout")));
-  s.bucket_mb = c.get_float("bucket_mb");
-  if (!(s.bucket_mb > 0)) throw UserError(fmt::format("{}: dist.bucket_mb must be > 0", c.where("bucket_mb")));
-  s.overlap = c.get_bool("overlap");
-  s.broadcast_buffers = c.get_bool("broadcast_buffers");
-  s.init_single = c.get_bool("init_single");
-  return s;
-}
-
 std::string rank_device(const std::string& requested, const std::string& resolved, const LaunchEnv& env,
                         int64_t visible) {
   if (resolved.rfind("cuda", 0) != 0) return resolved;

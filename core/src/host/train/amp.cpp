@@ -7,31 +7,6 @@
 
 namespace bevt::host::train {
 
-Precision parse_precision(const std::string& value, const std::string& device, const std::string& where) {
-  Precision p;
-  if (value == "fp32")
-    p = Precision::Fp32;
-  else if (value == "bf16")
-    p = Precision::Bf16;
-  else if (value == "fp16")
-    p = Precision::Fp16;
-  else
-    throw UserError(fmt::format("{}: run.precision '{}' is not one of fp32, bf16, fp16", where, value));
-  if (p == Precision::Fp16 && device.rfind("cuda", 0) != 0)
-    throw UserError(fmt::format("{}: run.precision = 'fp16' needs a CUDA device (run.device resolved to '{}'); "
-                                "use bf16 or fp32 on the CPU",
-                                where, device));
-  return p;
-}
-
-const char* precision_name(Precision p) {
-  switch (p) {
-    case Precision::Bf16: return "bf16";
-    case Precision::Fp16: return "fp16";
-    default: return "fp32";
-  }
-}
-
 AutocastGuard::AutocastGuard(Precision p, const torch::Device& device) {
   if (p == Precision::Fp32) return;
   active_ = true;

@@ -9,16 +9,10 @@
 #include <string>
 #include <vector>
 
+#include "host/config/sections.h"
 #include "optim.h"
 
 namespace bevt::host::train {
-
-enum class Precision { Fp32, Bf16, Fp16 };
-
-// Reads run.precision; `device` is the resolved run.device. Throws UserError (naming `where`) for an unknown
-// value, or fp16 off CUDA (CPU autocast has bf16 kernels; fp16 ones are CUDA's).
-Precision parse_precision(const std::string& value, const std::string& device, const std::string& where);
-const char* precision_name(Precision p);
 
 // Autocast on `device`'s type for the lifetime of the guard (nothing for Fp32); restores the previous state.
 class AutocastGuard {

@@ -5,7 +5,7 @@
 #include "bevt/error.h"
 #include "bevt/rng.h"
 #include "host/dist/dist.h"
-#include "loop.h"
+#include "sample_seed.h"
 
 namespace bevt::host::train {
 

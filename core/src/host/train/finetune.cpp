@@ -1,32 +1,18 @@
-// run.mode = "finetune" (supervised training of backbone + classification head, validation each epoch),
-// "test" (multi-view evaluation of a trained model) and "probe" (the paper's temporal-dependency probes:
-// the same evaluation with one frame repeated over the clip, and with frames shuffled in time).
+// run.mode = "finetune": supervised training of backbone + classification head, validation each epoch (the
+// best epoch's weights go to checkpoints/best).
 #include <fmt/format.h>
 
 #include <algorithm>
-#include <filesystem>
 
-#include "bevt/csv.h"
 #include "bevt/error.h"
 #include "bevt/log.h"
-#include "bevt/safetensors.h"
 #include "evaluate.h"
 #include "host/dist/dist.h"
-#include "host/sections.h"
 #include "loop.h"
-#include "runners_internal.h"
-
-namespace fs = std::filesystem;
+#include "init_weights.h"
+#include "runners.h"
 
 namespace bevt::host::train {
-
-namespace {
-
-std::shared_ptr<Dataset> need_dataset(const RunContext& ctx, const std::vector<std::string>& paths) {
-  for (const auto& p : paths)
-    if (auto d = component_as<Dataset>(ctx.composition, p)) return d;
-  throw UserError(fmt::format("run.mode = '{}' needs a dataset table: [{}]", ctx.run.mode, paths.front()));
-}
 
 int run_finetune(const RunContext& ctx) {
   TrainModel model = assemble_model(ctx.composition, false);
@@ -34,16 +20,14 @@ int run_finetune(const RunContext& ctx) {
   initialise_model(ctx, model, false);
   const torch::Device device(ctx.run.device);
   model.to(device);
-  Config lc = host_section(ctx.root, "loader");
-  Config fc = host_section(ctx.root, "finetune");
-  auto train_ds = need_dataset(ctx, {"data.train"});
-  auto val_ds = component_as<Dataset>(ctx.composition, "data.val");
-  auto train = make_stream(ctx, "train", train_ds, lc.get_int("batch_size"), true, 1);
+  auto train_ds = ctx.composition.get<Dataset>("data.train");  // present: the modes table requires it
+  auto val_ds = ctx.composition.get<Dataset>("data.val");
+  auto train = make_stream(ctx, "train", train_ds, ctx.exp.loader.batch_size, true, 1);
   std::unique_ptr<StreamLoader> val;
-  if (val_ds) val = make_stream(ctx, "val", val_ds, lc.get_int("eval_batch_size"), false, 2);
-  const double smoothing = fc.get_float("label_smoothing");
-  const int64_t eval_every = fc.get_int("eval_every");
-  int64_t accum = host_section(ctx.root, "optim").get_int("accum_steps");
+  if (val_ds) val = make_stream(ctx, "val", val_ds, ctx.exp.loader.eval_batch_size, false, 2);
+  const double smoothing = ctx.exp.finetune.label_smoothing;
+  const int64_t eval_every = ctx.exp.finetune.eval_every;
+  const int64_t accum = ctx.exp.optim.accum_steps;
 
   double best = -1;
   nlohmann::json last_eval;
@@ -88,72 +72,6 @@ int run_finetune(const RunContext& ctx) {
   }
   write_results(ctx, results);
   return 0;
-}
-
-std::string family_table(const std::map<std::string, EvalResult>& variants) {
-  std::vector<std::string> fams;
-  for (const auto& [k, v] : variants.begin()->second.per_family) fams.push_back(k);
-  std::string t = "| evaluation | all";
-  for (const auto& f : fams) t += " | " + f;
-  t += " |\n|---|---";
-  for (size_t i = 0; i < fams.size(); ++i) t += "|---";
-  t += "|\n";
-  for (const char* name : {"full", "single_frame", "shuffled"}) {
-    auto it = variants.find(name);
-    if (it == variants.end()) continue;
-    t += fmt::format("| {} | {:.3f}", name, it->second.top1);
-    for (const auto& f : fams) {
-      auto fit = it->second.per_family.find(f);
-      t += fit == it->second.per_family.end() ? " | -" : fmt::format(" | {:.3f}", fit->second);
-    }
-    t += " |\n";
-  }
-  return t;
-}
-
-int run_eval(const RunContext& ctx, bool probes) {
-  TrainModel model = assemble_model(ctx.composition, false);
-  initialise_model(ctx, model, true);
-  const torch::Device device(ctx.run.device);
-  model.to(device);
-  auto ds = need_dataset(ctx, {"data.test", "data.val"});
-  auto s = make_stream(ctx, "test", ds, host_section(ctx.root, "loader").get_int("eval_batch_size"), false, 3);
-  std::map<std::string, EvalResult> variants;
-  std::vector<Probe> list = {Probe::None};
-  if (probes) list = {Probe::None, Probe::SingleFrame, Probe::Shuffled};
-  for (Probe p : list) {
-    variants[probe_name(p)] = evaluate(model, *s->loader, ds->class_names(), device, p, ctx.run.seed);
-    log_info("{}: top1 {:.4f} top5 {:.4f}", probe_name(p), variants[probe_name(p)].top1, variants[probe_name(p)].top5);
-  }
-  nlohmann::json results{{"mode", ctx.run.mode}};
-  const EvalResult& full = variants.at("full");
-  results["top1"] = full.top1;
-  results["top5"] = full.top5;
-  for (const auto& [k, v] : variants) results[k] = v.to_json(ds->class_names());
-  if (probes && !full.per_family.empty()) {
-    results["table"] = family_table(variants);
-    if (dist::is_main()) std::printf("\n%s\n", results["table"].get<std::string>().c_str());
-  }
-  // The confusion matrix also as CSV (RFC 4180: class names may hold commas and quotes), for spreadsheets.
-  std::vector<std::string> header{"true\\pred"};
-  for (const auto& n : ds->class_names()) header.push_back(n);
-  std::string csv = csv_row(header) + "\n";
-  for (size_t i = 0; i < full.confusion.size(); ++i) {
-    std::vector<std::string> row{ds->class_names()[i]};
-    for (auto v : full.confusion[i]) row.push_back(std::to_string(v));
-    csv += csv_row(row) + "\n";
-  }
-  if (dist::is_main()) write_text_atomic((fs::path(ctx.run.work_dir) / "confusion.csv").string(), csv);
-  write_results(ctx, results);
-  return 0;
-}
-
-}  // namespace
-
-void register_finetune_runners() {
-  register_runner("finetune", run_finetune);
-  register_runner("test", [](const RunContext& c) { return run_eval(c, false); });
-  register_runner("probe", [](const RunContext& c) { return run_eval(c, true); });
 }
 
 }  // namespace bevt::host::train

@@ -8,7 +8,6 @@
 #include <set>
 #include <string_view>
 
-#include "bevt/config.h"
 #include "checkpoint.h"
 
 namespace fs = std::filesystem;
@@ -16,20 +15,6 @@ namespace fs = std::filesystem;
 namespace bevt::host::train {
 
 namespace {
-
-void collect(const Config& table, const std::string& prefix, InputCandidates& out) {
-  for (const auto& k : table.keys()) {
-    const std::string dotted = prefix.empty() ? k : prefix + "." + k;
-    if (dotted == "run" || dotted == "data") continue;
-    auto type = table.type_of(k);
-    if (type == ValueType::Table) {
-      collect(table.get_table(k), dotted, out);
-    } else if (type == ValueType::String) {
-      std::string v = table.get_string(k);
-      if (!v.empty()) out.emplace_back(dotted, std::move(v));
-    }
-  }
-}
 
 // The file a value names, as init.checkpoint would resolve it; empty when it names none.
 std::string weights_file(const std::string& value) {
@@ -64,11 +49,6 @@ std::string file_digest(const std::string& path) {
 
 }  // namespace
 
-InputCandidates input_candidates(const Config& root) {
-  InputCandidates out;
-  collect(root, "", out);
-  return out;
-}
 
 nlohmann::json input_digests(const InputCandidates& candidates) {
   nlohmann::json out = nlohmann::json::object();

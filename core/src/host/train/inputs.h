@@ -10,18 +10,10 @@
 #include <utility>
 #include <vector>
 
-namespace bevt {
-class Config;
-}
-
 namespace bevt::host::train {
 
-using InputCandidates = std::vector<std::pair<std::string, std::string>>;  // (dotted key, value)
-
-// Every string value of the experiment outside [run] (its own work_dir) and [data.*] (datasets are the user's
-// files, too large to read on every check): the values that may name weights. Whether they do is decided
-// when the digests are taken, since an upstream stage may not have written them yet.
-InputCandidates input_candidates(const Config& root);
+// (dotted key, value): Experiment::weight_candidates, the string values that may name weight files.
+using InputCandidates = std::vector<std::pair<std::string, std::string>>;
 
 // {"<key>": {"file": "<resolved file>", "digest": "<16 hex>"}} for each candidate naming an existing file, a
 // checkpoint folder or a work_dir with checkpoints (resolved as init.checkpoint is: its last checkpoint's

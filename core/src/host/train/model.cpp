@@ -14,23 +14,17 @@ namespace {
 std::string head_param_name(const std::string& n) { return n.rfind("cls_head.", 0) == 0 ? n : "backbone." + n; }
 }  // namespace
 
-const Component* find_component(const Composition& c, const std::string& path) {
-  for (const auto& comp : c.components)
-    if (comp.path == path) return &comp;
-  return nullptr;
-}
-
 TrainModel assemble_model(const Composition& comp, bool tie_lm_head) {
   TrainModel m;
-  m.backbone = component_as<Backbone>(comp, "model.backbone");
+  m.backbone = comp.get<Backbone>("model.backbone");
   if (!m.backbone)
     throw UserError("the experiment has no [model.backbone] table (add one with plugin = \"video_swin\", say)");
   for (const auto& c : comp.components) {
     const std::string prefix = "model.heads.";
     if (c.path.rfind(prefix, 0) != 0) continue;
-    if (c.plugin->info.kind != Kind::Head)
-      throw UserError(fmt::format("{}: [{}] must be a head plugin", c.cfg.where(), c.path));
-    m.heads[c.path.substr(prefix.size())] = std::static_pointer_cast<Head>(c.object);
+    auto head = component_cast<Head>(c.object);
+    if (!head) throw UserError(fmt::format("{}: [{}] must be a head plugin", c.cfg.where(), c.path));
+    m.heads[c.path.substr(prefix.size())] = head;
   }
   if (tie_lm_head) tie_lm_heads(m);
   return m;

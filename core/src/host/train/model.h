@@ -37,14 +37,6 @@ struct TrainModel {
   void retie();
 };
 
-// Component lookup by table path ("model.backbone"); nullptr when absent.
-const Component* find_component(const Composition& c, const std::string& path);
-template <class T>
-std::shared_ptr<T> component_as(const Composition& c, const std::string& path) {
-  const Component* comp = find_component(c, path);
-  return comp ? std::static_pointer_cast<T>(comp->object) : nullptr;
-}
-
 // model.backbone plus every table under model.heads; with tie_lm_head, heads that each hold a
 // cls_head.lm_head of the same shape share the first one's (BEVT's one vocabulary classifier).
 TrainModel assemble_model(const Composition& comp, bool tie_lm_head);

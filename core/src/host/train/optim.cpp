@@ -9,56 +9,6 @@
 
 namespace bevt::host::train {
 
-OptimSettings OptimSettings::from(const Config& c) {
-  OptimSettings s;
-  s.lr = c.get_float("lr");
-  s.min_lr = c.get_float("min_lr");
-  s.weight_decay = c.get_float("weight_decay");
-  auto betas = c.get_float_list("betas");
-  if (betas.size() != 2) throw UserError(fmt::format("{}: optim.betas must be [beta1, beta2]", c.where("betas")));
-  s.beta1 = betas[0];
-  s.beta2 = betas[1];
-  s.eps = c.get_float("eps");
-  s.clip_grad = c.get_float("clip_grad");
-  s.warmup_ratio = c.get_float("warmup_ratio");
-  s.warmup_steps = c.get_int("warmup_steps");
-  s.warmup_epochs = c.get_float("warmup_epochs");
-  s.accum_steps = c.get_int("accum_steps");
-  s.layer_decay = c.get_float("layer_decay");
-  s.by_epoch = c.get_bool("by_epoch");
-  if (c.has("custom_keys")) {
-    Config ck = c.get_table("custom_keys");
-    for (const auto& k : ck.keys()) {
-      if (ck.type_of(k) != ValueType::Table)
-        throw UserError(fmt::format("{}: optim.custom_keys.\"{}\" must be a table such as {{lr_mult = 0.1, "
-                                    "decay_mult = 0.0}}",
-                                    ck.where(k), k));
-      Config e = ck.get_table(k);
-      for (const auto& field : e.keys())
-        if (field != "lr_mult" && field != "decay_mult")
-          throw UserError(fmt::format("{}: optim.custom_keys.\"{}\" has unknown field '{}' (known: lr_mult, "
-                                      "decay_mult)",
-                                      e.where(field), k, field));
-      CustomKey entry{k, e.get_float("lr_mult", 1.0), e.get_float("decay_mult", 1.0)};
-      if (entry.lr_mult < 0 || entry.decay_mult < 0)
-        throw UserError(fmt::format("{}: optim.custom_keys.\"{}\": lr_mult and decay_mult must be >= 0", e.where(), k));
-      s.custom_keys.push_back(entry);
-    }
-  }
-  // mmcv sorts the keys by length, longest first, ties alphabetically, and stops at the first match.
-  std::stable_sort(s.custom_keys.begin(), s.custom_keys.end(),
-                   [](const CustomKey& a, const CustomKey& b) { return a.key < b.key; });
-  std::stable_sort(s.custom_keys.begin(), s.custom_keys.end(),
-                   [](const CustomKey& a, const CustomKey& b) { return a.key.size() > b.key.size(); });
-  if (s.layer_decay <= 0 || s.layer_decay > 1)
-    throw UserError(fmt::format("{}: optim.layer_decay must be in (0, 1] (1 = off)", c.where("layer_decay")));
-  if (s.lr <= 0) throw UserError(fmt::format("{}: optim.lr must be > 0", c.where("lr")));
-  if (s.accum_steps < 1) throw UserError(fmt::format("{}: optim.accum_steps must be >= 1", c.where("accum_steps")));
-  if (s.warmup_ratio < 0 || s.warmup_ratio > 1)
-    throw UserError(fmt::format("{}: optim.warmup_ratio must be in [0, 1]", c.where("warmup_ratio")));
-  return s;
-}
-
 AdamW::AdamW(std::vector<NamedParam> params, const OptimSettings& s, const LayerLevels& levels)
     : params_(std::move(params)), s_(s) {
   const bool decay_layers = s.layer_decay < 1.0;

@@ -9,8 +9,8 @@
 #include <string>
 #include <vector>
 
-#include "bevt/config.h"
 #include "bevt/tensor_map.h"
+#include "host/config/sections.h"
 
 namespace bevt::host::train {
 
@@ -19,26 +19,7 @@ struct NamedParam {
   torch::Tensor param;
 };
 
-struct OptimSettings {
-  double lr = 5e-4, min_lr = 0, weight_decay = 0.05, eps = 1e-8;
-  double beta1 = 0.9, beta2 = 0.999;
-  double clip_grad = 3.0;  // 0 = off
-  double warmup_ratio = 0.1;
-  int64_t warmup_steps = 0;
-  double warmup_epochs = 0;  // converted to steps by the runner when > 0
-  int64_t accum_steps = 1;
-  // mmcv paramwise_cfg.custom_keys: a parameter takes the first of these (longest key first, ties in
-  // alphabetical order) that its name contains; lr × lr_mult, weight decay × decay_mult, and no layer decay.
-  struct CustomKey {
-    std::string key;
-    double lr_mult = 1.0, decay_mult = 1.0;
-  };
-  std::vector<CustomKey> custom_keys;
-  double layer_decay = 1.0;  // BEVT/BEiT layer-wise lr decay of backbone parameters; 1 = off
-  bool by_epoch = false;     // cosine evaluated at epoch starts (mmcv by_epoch=True); warmup stays per iteration
-  int64_t steps_per_epoch = 0;  // set by the loop when by_epoch
-  static OptimSettings from(const Config& optim);
-};
+using host::OptimSettings;  // the typed [optim] table (host/config/sections.h)
 
 // A backbone's depth levels (Backbone::num_layer_levels/layer_level), for layer-wise lr decay of the
 // parameters named "backbone.<name>".

@@ -9,10 +9,11 @@
 #include "bevt/masker.h"
 #include "bevt/strings.h"
 #include "bevt/tokenizer.h"
-#include "host/sections.h"
 #include "loop.h"
 #include "mim_step.h"
-#include "runners_internal.h"
+#include "init_weights.h"
+#include "runners.h"
+#include "sample_seed.h"
 
 namespace bevt::host::train {
 
@@ -37,14 +38,14 @@ torch::Tensor sample_masks(const Stream& s, const Batch& b, int64_t epoch, uint6
   return torch::stack(masks);
 }
 
+}  // namespace
+
 int run_pretrain(const RunContext& ctx) {
-  Config pc = host_section(ctx.root, "pretrain");
-  Config lc = host_section(ctx.root, "loader");
-  auto stream_names = pc.get_string_list("streams");
-  if (stream_names.empty()) throw UserError(fmt::format("{}: pretrain.streams is empty", pc.where("streams")));
-  TrainModel model = assemble_model(ctx.composition, pc.get_bool("tie_lm_head"));
+  const PretrainSettings& pc = ctx.exp.pretrain;
+  const std::vector<std::string>& stream_names = pc.streams;
+  TrainModel model = assemble_model(ctx.composition, pc.tie_lm_head);
   initialise_model(ctx, model, false);
-  auto tokenizer = component_as<Tokenizer>(ctx.composition, "tokenizer");
+  auto tokenizer = ctx.composition.get<Tokenizer>("tokenizer");
   if (!tokenizer) throw UserError("pretraining needs a [tokenizer] table (the targets of masked modelling)");
   tokenizer->eval();
   for (auto& p : tokenizer->parameters()) p.set_requires_grad(false);
@@ -52,25 +53,23 @@ int run_pretrain(const RunContext& ctx) {
   std::vector<Stream> streams;
   uint64_t stream_id = 0;
   for (const auto& name : stream_names) {
-    if (name != "image" && name != "video")
-      throw UserError(fmt::format("{}: unknown stream '{}' (image | video)", pc.where("streams"), name));
     Stream s;
     s.name = name;
-    s.weight = pc.get_float(name + "_weight");
-    s.masker = component_as<Masker>(ctx.composition, "masker." + name);
+    s.weight = pc.weight(name);
+    s.masker = ctx.composition.get<Masker>("masker." + name);
     if (!s.masker) throw UserError(fmt::format("the {} stream needs a [masker.{}] table", name, name));
     auto it = model.heads.find(name);
     if (it == model.heads.end())
       throw UserError(fmt::format("the {} stream needs a [model.heads.{}] decoder (mim_{})", name, name, name));
     s.head = it->second;
-    auto ds = component_as<Dataset>(ctx.composition, "data." + name);
+    auto ds = ctx.composition.get<Dataset>("data." + name);
     if (!ds) throw UserError(fmt::format("the {} stream needs a [data.{}] dataset", name, name));
     if (ds->is_video() != (name == "video"))
       throw UserError(fmt::format("[data.{}] gives {} but the {} stream needs {}", name,
                                   ds->is_video() ? "videos" : "images", name, name == "video" ? "videos" : "images"));
     if (name == "image" && !model.backbone->spec().has_image_path)
       throw UserError("the image stream needs a backbone with an image path (spec().has_image_path)");
-    int64_t bs = name == "video" ? lc.get_int("batch_size") : lc.get_int("image_batch_size");
+    const int64_t bs = name == "video" ? ctx.exp.loader.batch_size : ctx.exp.loader.image_batch_size;
     s.data = make_stream(ctx, name, ds, bs, true, ++stream_id);
     streams.push_back(std::move(s));
   }
@@ -78,8 +77,7 @@ int run_pretrain(const RunContext& ctx) {
   StreamLoader* main = streams.back().data.get();
   for (auto& s : streams)
     if (s.name == "video") main = s.data.get();
-  int64_t accum = host_section(ctx.root, "optim").get_int("accum_steps");
-  int64_t steps_per_epoch = std::max<int64_t>(1, main->loader->batches_per_epoch() / accum);
+  const int64_t steps_per_epoch = std::max<int64_t>(1, main->loader->batches_per_epoch() / ctx.exp.optim.accum_steps);
 
   const auto device = torch::Device(ctx.run.device);
   model.to(device);  // re-ties cls_head.lm_head after the move
@@ -121,9 +119,5 @@ int run_pretrain(const RunContext& ctx) {
   log_info("pretraining done: {} steps; {}", r.steps, results.dump());
   return 0;
 }
-
-}  // namespace
-
-void register_pretrain_runner() { register_runner("pretrain", run_pretrain); }
 
 }  // namespace bevt::host::train

@@ -10,9 +10,8 @@
 #include "bevt/error.h"
 #include "bevt/log.h"
 #include "checkpoint.h"
-#include "host/experiment.h"
+#include "host/config/experiment.h"
 #include "host/registry.h"
-#include "host/sections.h"
 
 namespace fs = std::filesystem;
 
@@ -41,14 +40,14 @@ std::optional<nlohmann::json> read_json(const fs::path& p) {
 }  // namespace
 
 StagePlan plan_stage(const std::string& name, const std::string& file, const StageOptions& opts) {
-  Config sc = load_experiment(file, opts.overrides);
+  const Experiment e = Experiment::load(file, opts.overrides);
   StagePlan p;
   p.name = name;
   p.file = file;
-  p.hash = experiment_hash(sc);
-  p.run_hash = experiment_hash(sc, true);
-  p.work_dir = resolve_run(sc, file).work_dir;
-  p.inputs = input_candidates(sc);
+  p.hash = e.config_hash;
+  p.run_hash = e.run_hash;
+  p.work_dir = e.run.work_dir;
+  p.inputs = e.weight_candidates;
   return p;
 }
 

@@ -21,9 +21,9 @@
 #include "bevt/tokenizer.h"
 #include "host/dist/data_parallel.h"
 #include "host/dist/dist.h"
-#include "host/sections.h"
 #include "loop.h"
-#include "runners_internal.h"
+#include "runners.h"
+#include "streams.h"
 
 namespace fs = std::filesystem;
 
@@ -47,21 +47,22 @@ TensorMap take_adversary(TensorMap& from, bool strip) {
   return out;
 }
 
+}  // namespace
+
 int run_tokenizer(const RunContext& ctx) {
-  auto tok = component_as<Tokenizer>(ctx.composition, "tokenizer");
+  auto tok = ctx.composition.get<Tokenizer>("tokenizer");
   if (!tok) throw UserError("run.mode = 'tokenizer' needs a [tokenizer] table with a trainable tokenizer (vq, peco)");
   if (!tok->trainable())
-    throw UserError(fmt::format("{}: tokenizer '{}' is frozen and cannot be trained (use vq or peco)",
-                                ctx.root.where("tokenizer"), ctx.root.get_table("tokenizer").get_string("plugin")));
-  auto ds = component_as<Dataset>(ctx.composition, "data.train");
+    throw UserError(fmt::format("{}: this tokenizer is frozen and cannot be trained (use vq or peco)",
+                                ctx.exp.where("tokenizer.plugin")));
+  auto ds = ctx.composition.get<Dataset>("data.train");
   if (!ds) throw UserError("run.mode = 'tokenizer' needs a [data.train] dataset (its tokenizer views are the images)");
   const torch::Device device(ctx.run.device);
   tok->to(device);
   TrainModel model;
   model.standalone = tok;
-  auto train = make_stream(ctx, "train", ds, host_section(ctx.root, "loader").get_int("batch_size"), true, 1);
-  Config optim_cfg = host_section(ctx.root, "optim");
-  int64_t accum = optim_cfg.get_int("accum_steps");
+  auto train = make_stream(ctx, "train", ds, ctx.exp.loader.batch_size, true, 1);
+  const int64_t accum = ctx.exp.optim.accum_steps;
   LoopSpec loop;
   loop.label = "tokenizer";
   loop.steps_per_epoch = std::max<int64_t>(1, train->loader->batches_per_epoch() / accum);
@@ -81,9 +82,8 @@ int run_tokenizer(const RunContext& ctx) {
       dp_params.push_back(p.value());
     }
     for (const auto& b : adv->buffers(true)) dp_buffers.push_back(b);
-    adv_opt = std::make_unique<AdamW>(std::move(params), OptimSettings::from(optim_cfg));
-    adv_dp = std::make_unique<dist::DataParallel>(dp_params, dp_buffers,
-                                                  dist::Settings::from(host_section(ctx.root, "dist")));
+    adv_opt = std::make_unique<AdamW>(std::move(params), ctx.exp.optim);
+    adv_dp = std::make_unique<dist::DataParallel>(dp_params, dp_buffers, ctx.exp.dist);
     const double mult = tok->adversary_lr_mult();
     loop.after_step = [&adv_opt, &adv_dp, &adv_backwards, mult](int64_t, double lr) {
       // The adversarial term is on for a step on every rank or on none (it depends on the step only).
@@ -94,11 +94,11 @@ int run_tokenizer(const RunContext& ctx) {
       adv_dp->sync_buffers();
       return std::map<std::string, double>{{"disc_grad_norm", gnorm}};
     };
-    loop.save_extra = [&adv, &adv_opt](TensorMap& model_state, TensorMap& optim_state) {
+    loop.extra.save = [&adv, &adv_opt](TensorMap& model_state, TensorMap& optim_state) {
       for (const auto& [k, v] : state_dict(*adv)) model_state[kAdversaryPrefix + k] = v;
       for (const auto& [k, v] : adv_opt->state()) optim_state[k] = v;
     };
-    loop.restore_extra = [&adv, &adv_opt](TensorMap& model_state, TensorMap& optim_state, const std::string& dir) {
+    loop.extra.restore = [&adv, &adv_opt](TensorMap& model_state, TensorMap& optim_state, const std::string& dir) {
       LoadOptions lo;
       lo.source = dir + "/model.safetensors (" + kAdversaryPrefix + "*)";
       lo.strip_prefixes = {};
@@ -132,16 +132,12 @@ int run_tokenizer(const RunContext& ctx) {
   LoopResult r = run_loop(ctx, model, loop);
   tok->eval();
   std::string out = (fs::path(ctx.run.work_dir) / "tokenizer.safetensors").string();
-  if (dist::is_main()) save_safetensors(out, tok->export_weights(), {{"format", "pt"}, {"config_hash", ctx.config_hash}});
+  if (dist::is_main()) save_safetensors(out, tok->export_weights(), {{"format", "pt"}, {"config_hash", ctx.exp.config_hash}});
   nlohmann::json results{{"mode", "tokenizer"}, {"steps", r.steps}, {"weights", out}};
   for (const auto& [k, v] : r.last) results["final_" + k] = v;
   write_results(ctx, results);
   log_info("tokenizer written to {}", out);
   return 0;
 }
-
-}  // namespace
-
-void register_tokenizer_runner() { register_runner("tokenizer", run_tokenizer); }
 
 }  // namespace bevt::host::train

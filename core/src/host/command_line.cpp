@@ -1,4 +1,4 @@
-#include "cli_util.h"
+#include "command_line.h"
 
 #include <c10/util/Exception.h>
 #include <fmt/format.h>

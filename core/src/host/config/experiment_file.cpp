@@ -1,4 +1,4 @@
-#include "experiment.h"
+#include "experiment_file.h"
 
 #include <fmt/format.h>
 
@@ -6,7 +6,7 @@
 #include <fstream>
 #include <sstream>
 
-#include "../sdk/config_impl.h"
+#include "../../sdk/config_impl.h"
 #include "bevt/error.h"
 
 namespace fs = std::filesystem;

@@ -1,0 +1,21 @@
+// What a run mode's function receives: the typed experiment, its built components and the registry.
+#pragma once
+
+#include <nlohmann/json.hpp>
+
+#include "compose.h"
+#include "host/config/experiment.h"
+#include "registry.h"
+
+namespace bevt::host {
+
+struct RunContext {
+  const Experiment& exp;
+  const RunSettings& run;  // exp.run
+  Composition& composition;
+  const Registry& registry;
+  bool resume = false;
+  nlohmann::json inputs = nlohmann::json::object();  // weight files read, with digests (train/inputs.h)
+};
+
+}  // namespace bevt::host
