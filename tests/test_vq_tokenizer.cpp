@@ -40,7 +40,7 @@ bevt::BuildContext context(uint64_t seed = 7) {
     bevt::Config copy = cfg.deep_copy();
     const auto& p = registry().find(copy.get_string("plugin"), kind, copy.where("plugin"));
     auto obj = registry().build(p, copy, bevt::BuildContext{});
-    if (kind == bevt::Kind::Backbone) built_backbones().push_back(std::static_pointer_cast<bevt::Backbone>(obj));
+    if (kind == bevt::Kind::Backbone) built_backbones().push_back(bevt::component_cast<bevt::Backbone>(obj));
     return obj;
   };
   return ctx;

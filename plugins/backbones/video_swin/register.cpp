@@ -7,7 +7,7 @@ namespace bevt::swin {
 
 namespace {
 
-std::shared_ptr<void> build(const Config& cfg, const SwinOptions& base) {
+AnyComponent build(const Config& cfg, const SwinOptions& base) {
   SwinOptions o = options_from_config(cfg, base);
   auto model = std::make_shared<VideoSwin>(o);
   if (!o.weights.empty()) {
@@ -15,7 +15,7 @@ std::shared_ptr<void> build(const Config& cfg, const SwinOptions& base) {
     lo.source = o.weights;
     model->load_weights(load_safetensors(o.weights).tensors, lo);
   }
-  return std::static_pointer_cast<void>(std::static_pointer_cast<Backbone>(model));
+  return AnyComponent(std::static_pointer_cast<Backbone>(model));
 }
 
 PluginInfo make_info(std::string name, std::string summary, SwinOptions base, std::vector<std::string> official) {

@@ -610,7 +610,7 @@ class VqTokenizer : public bevt::Tokenizer {
     if (!sub.has("plugin"))
       throw bevt::UserError(fmt::format("{}: the perceptual table needs plugin = \"<backbone name>\"",
                                         cfg.where("perceptual")));
-    backbone_ = std::static_pointer_cast<bevt::Backbone>(ctx.build(bevt::Kind::Backbone, sub));
+    backbone_ = bevt::component_cast<bevt::Backbone>(ctx.build(bevt::Kind::Backbone, sub));
     if (!backbone_->spec().has_image_path)
       throw bevt::UserError(fmt::format("{}: perceptual backbone '{}' has no image path; choose one that has",
                                         cfg.where("perceptual"), sub.get_string("plugin")));
