@@ -15,11 +15,11 @@
 #include <fstream>
 #include <iostream>
 
+#include "bevt/data/transforms.h"
+#include "bevt/data/video_io.h"
 #include "bevt/error.h"
 #include "bevt/log.h"
 #include "bevt/masker.h"
-#include "bevt/transforms.h"
-#include "bevt/video_io.h"
 #include "host/cli_util.h"
 #include "host/data/loader.h"
 #include "host/experiment.h"
