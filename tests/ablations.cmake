@@ -1,6 +1,9 @@
 # Issue 9: `bevt-run --suite` (order, skip finished, resume after a failed experiment), bevt-report (tables,
 # CSV, PNG charts read back with OpenCV; bad input), every experiments/ablations suite validates, and the
 # inflation of image-stream checkpoints the suites use.
+if(NOT BEVT_WITH_MEDIA)
+  return()  # bevt-report and the PNG charts need OpenCV's image codecs
+endif()
 set(BEVT_TEST_LABELS integration)  # runs the real binaries
 bevt_add_gtest(test_ablations ${CMAKE_CURRENT_SOURCE_DIR}/test_ablations.cpp)
 unset(BEVT_TEST_LABELS)
