@@ -12,10 +12,10 @@
 #include <fstream>
 
 #include "bench_util.h"
-#include "bevt/media_dataset.h"
-#include "bevt/samplers.h"
-#include "bevt/transforms.h"
-#include "bevt/video_io.h"
+#include "bevt/data/media_dataset.h"
+#include "bevt/data/samplers.h"
+#include "bevt/data/transforms.h"
+#include "bevt/data/video_io.h"
 #include "host/data/loader.h"
 #include "host/registry.h"
 

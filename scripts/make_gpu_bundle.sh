@@ -27,13 +27,13 @@ stage=build-gpu/bundle
 out=$stage/bevt
 rm -rf "$stage" .gpu/bundle && mkdir -p "$out/bin" "$out/lib/bevt/plugins" .gpu
 cp build-gpu/bin/bevt-run build-gpu/bin/bevt-forward build-gpu/bin/bench_video_swin "$out/bin/"
-cp -P build-gpu/lib/libbevt_sdk.so* "$out/lib/"
+cp -P build-gpu/lib/libbevt_sdk.so* build-gpu/lib/libbevt_data.so* "$out/lib/"
 cp build-gpu/lib/bevt/plugins/*.so "$out/lib/bevt/plugins/"
 
 # The libraries the GPU machine provides itself: torch's folder (and the nvidia-* wheels it loads from), and the
 # C and C++ runtimes every Linux machine has. Everything else that the binaries load is copied in.
 base='^(linux-vdso|ld-linux|libc|libm|libdl|libpthread|librt|libutil|libstdc\+\+|libgcc_s)\.so'
-elves=("$out"/bin/* "$out"/lib/libbevt_sdk.so.* "$out"/lib/bevt/plugins/*.so)
+elves=("$out"/bin/* "$out"/lib/libbevt_sdk.so.* "$out"/lib/libbevt_data.so.* "$out"/lib/bevt/plugins/*.so)
 for f in "${elves[@]}"; do
   [ -L "$f" ] && continue
   LD_LIBRARY_PATH="$root/$out/lib:$torch_lib" ldd "$f" | awk '$2 == "=>" {print $1, $3}'

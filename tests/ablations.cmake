@@ -1,10 +1,13 @@
 # Issue 9: `bevt-run --suite` (order, skip finished, resume after a failed experiment), bevt-report (tables,
 # CSV, PNG charts read back with OpenCV; bad input), every experiments/ablations suite validates, and the
 # inflation of image-stream checkpoints the suites use.
+if(NOT BEVT_WITH_MEDIA)
+  return()  # bevt-report and the PNG charts need OpenCV's image codecs
+endif()
 set(BEVT_TEST_LABELS integration)  # runs the real binaries
 bevt_add_gtest(test_ablations ${CMAKE_CURRENT_SOURCE_DIR}/test_ablations.cpp)
 unset(BEVT_TEST_LABELS)
 target_link_libraries(test_ablations PRIVATE ${OpenCV_LIBS})
 target_include_directories(test_ablations SYSTEM PRIVATE ${OpenCV_INCLUDE_DIRS})
-add_dependencies(test_ablations bevt-run bevt-report video_swin timesformer mim_heads cls_heads maskers synthetic
-  imagenet kinetics ssv2 diving48 dalle vq_tokenizers)
+add_dependencies(test_ablations bevt-run bevt-report video_swin timesformer mim i3d standard_maskers synthetic
+  imagenet kinetics ssv2 diving48 dalle vq)

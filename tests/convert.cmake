@@ -13,4 +13,4 @@ set(BEVT_TEST_LABELS integration)  # runs the real binaries
 bevt_add_gtest(test_convert test_convert.cpp)
 unset(BEVT_TEST_LABELS)
 target_compile_definitions(test_convert PRIVATE BEVT_PYTHON3="${BEVT_PYTHON3}")
-add_dependencies(test_convert bevt-run bevt-forward video_swin cls_heads synthetic dalle)
+add_dependencies(test_convert bevt-run bevt-forward video_swin i3d synthetic dalle)

@@ -4,4 +4,4 @@
 set(BEVT_TEST_LABELS integration)  # runs the real binaries
 bevt_add_gtest(test_peco_train ${CMAKE_CURRENT_SOURCE_DIR}/test_peco_train.cpp)
 unset(BEVT_TEST_LABELS)
-add_dependencies(test_peco_train bevt-run vq_tokenizers video_swin mim_heads maskers synthetic)
+add_dependencies(test_peco_train bevt-run vq video_swin mim standard_maskers synthetic)

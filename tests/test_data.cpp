@@ -12,11 +12,11 @@
 
 #include <fmt/format.h>
 
+#include "bevt/data/samplers.h"
+#include "bevt/data/transforms.h"
+#include "bevt/data/video_io.h"
 #include "bevt/error.h"
-#include "bevt/samplers.h"
-#include "bevt/synthetic.h"
-#include "bevt/transforms.h"
-#include "bevt/video_io.h"
+#include "synthetic/generator.h"
 #include "test_data_util.h"
 #include "test_util.h"
 

@@ -10,8 +10,8 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include "bevt/data/video_io.h"
 #include "bevt/error.h"
-#include "bevt/video_io.h"
 #include "host/data/loader.h"
 #include "host/registry.h"
 #include "test_data_util.h"

@@ -8,7 +8,7 @@
 #include <string>
 #include <vector>
 
-#include "bevt/video_io.h"
+#include "bevt/data/video_io.h"
 
 namespace bevt::test {
 

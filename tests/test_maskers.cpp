@@ -1,6 +1,6 @@
-// The standard maskers (plugins/maskers/standard), loaded through the host registry: shapes, the statistics of
-// the official BEiT/BEVT/VideoMAE settings over 10,000 draws, determinism (also across threads) and the
-// one-line errors of bad configurations.
+// The standard maskers (plugins/maskers/standard_maskers), loaded through the host registry: shapes, the
+// statistics of the official BEiT/BEVT/VideoMAE settings over 10,000 draws, determinism (also across threads)
+// and the one-line errors of bad configurations.
 #include <gtest/gtest.h>
 
 #include <algorithm>

@@ -3,4 +3,4 @@
 set(BEVT_TEST_LABELS integration)  # runs the real binaries
 bevt_add_gtest(test_timesformer_bevt ${CMAKE_CURRENT_SOURCE_DIR}/test_timesformer_bevt.cpp)
 unset(BEVT_TEST_LABELS)
-add_dependencies(test_timesformer_bevt bevt-run timesformer video_swin mim_heads maskers synthetic dalle vq_tokenizers)
+add_dependencies(test_timesformer_bevt bevt-run timesformer video_swin mim standard_maskers synthetic dalle vq)

@@ -15,12 +15,12 @@
 #include <fstream>
 #include <iostream>
 
+#include "bevt/data/transforms.h"
+#include "bevt/data/video_io.h"
 #include "bevt/error.h"
 #include "bevt/log.h"
 #include "bevt/masker.h"
 #include "bevt/strings.h"
-#include "bevt/transforms.h"
-#include "bevt/video_io.h"
 #include "host/command_line.h"
 #include "host/data/loader.h"
 #include "host/config/experiment.h"

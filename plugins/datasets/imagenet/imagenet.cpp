@@ -6,8 +6,8 @@
 
 #include <fmt/format.h>
 
+#include "bevt/data/media_dataset.h"
 #include "bevt/error.h"
-#include "bevt/media_dataset.h"
 #include "bevt/plugin.h"
 
 namespace fs = std::filesystem;

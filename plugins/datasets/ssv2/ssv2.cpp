@@ -9,9 +9,9 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include "bevt/data/media_dataset.h"
 #include "bevt/error.h"
 #include "bevt/log.h"
-#include "bevt/media_dataset.h"
 #include "bevt/plugin.h"
 
 namespace fs = std::filesystem;

@@ -1,13 +1,13 @@
 // The synthetic dataset: motion-only and appearance-only classes rendered into real video files (or images),
-// generated once into a cache folder keyed by the parameters (bevt/synthetic.h, docs/data.md).
+// generated once into a cache folder keyed by the parameters (generator.h, docs/data.md).
 #include <filesystem>
 
 #include <fmt/format.h>
 
+#include "bevt/data/media_dataset.h"
 #include "bevt/error.h"
-#include "bevt/media_dataset.h"
 #include "bevt/plugin.h"
-#include "bevt/synthetic.h"
+#include "synthetic/generator.h"
 
 namespace {
 

@@ -3,7 +3,7 @@
 // (synthetic storage = "memory") and everything else works as in a full build.
 #include <fmt/format.h>
 
-#include "bevt/video_io.h"
+#include "bevt/data/video_io.h"
 
 namespace bevt {
 

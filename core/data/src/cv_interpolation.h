@@ -1,4 +1,5 @@
-// OpenCV helpers private to the SDK's data code.
+// The interpolation names of the data toolkit's resizes as OpenCV flags (defined in clip_resize.cpp, used by
+// transforms.cpp too); private to the data library.
 #pragma once
 
 #include <string>

@@ -1,8 +1,8 @@
 // Resizing clips (OpenCV's imgproc): part of every build, with or without media decoding.
 #include <opencv2/imgproc.hpp>
 
-#include "bevt/video_io.h"
-#include "cv_util.h"
+#include "bevt/data/video_io.h"
+#include "cv_interpolation.h"
 
 namespace bevt {
 

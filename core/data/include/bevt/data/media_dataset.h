@@ -16,9 +16,9 @@
 
 #include "bevt/config.h"
 #include "bevt/dataset.h"
-#include "bevt/samplers.h"
-#include "bevt/transforms.h"
-#include "bevt/video_io.h"
+#include "bevt/data/samplers.h"
+#include "bevt/data/transforms.h"
+#include "bevt/data/video_io.h"
 
 namespace bevt {
 

@@ -1,4 +1,4 @@
-#include "bevt/samplers.h"
+#include "bevt/data/samplers.h"
 
 #include <algorithm>
 #include <cmath>

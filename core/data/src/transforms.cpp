@@ -1,4 +1,4 @@
-#include "bevt/transforms.h"
+#include "bevt/data/transforms.h"
 
 #include <algorithm>
 #include <cmath>
@@ -8,7 +8,7 @@
 
 #include <opencv2/imgproc.hpp>
 
-#include "cv_util.h"
+#include "cv_interpolation.h"
 
 namespace bevt {
 namespace {

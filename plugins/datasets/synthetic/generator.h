@@ -19,7 +19,7 @@
 #include <vector>
 
 #include "bevt/rng.h"
-#include "bevt/video_io.h"
+#include "bevt/data/video_io.h"
 
 namespace bevt {
 

@@ -1,4 +1,4 @@
-#include "bevt/synthetic.h"
+#include "synthetic/generator.h"
 
 #include <unistd.h>
 

@@ -6,7 +6,7 @@
 #include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
 
-#include "bevt/video_io.h"
+#include "bevt/data/video_io.h"
 
 namespace bevt {
 

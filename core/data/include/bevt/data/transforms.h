@@ -14,7 +14,7 @@
 
 #include "bevt/rng.h"
 #include "bevt/torch.h"
-#include "bevt/video_io.h"
+#include "bevt/data/video_io.h"
 
 namespace bevt {
 

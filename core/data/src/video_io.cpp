@@ -1,4 +1,4 @@
-#include "bevt/video_io.h"
+#include "bevt/data/video_io.h"
 
 #include <algorithm>
 #include <chrono>

@@ -1,4 +1,4 @@
-#include "bevt/media_dataset.h"
+#include "bevt/data/media_dataset.h"
 
 #include <algorithm>
 #include <cstring>
@@ -6,8 +6,8 @@
 
 #include <fmt/format.h>
 
+#include "bevt/data/video_io.h"
 #include "bevt/error.h"
-#include "bevt/video_io.h"
 
 namespace bevt {
 
