@@ -23,7 +23,7 @@ struct RunContext {
   nlohmann::json inputs = nlohmann::json::object();  // weight files read, with digests (train/inputs.h)
 };
 
-// Registers the built-in run modes (pretrain, finetune, test, probe, tokenizer, pipeline).
+// Registers the built-in run modes (pretrain, finetune, test, probe, tokenizer).
 void register_builtin_runners();
 
 using Runner = std::function<int(const RunContext&)>;

@@ -13,14 +13,14 @@
 namespace bevt::host {
 
 namespace {
-const std::vector<std::string> kModes = {"pretrain", "finetune", "test", "probe", "tokenizer", "pipeline"};
+const std::vector<std::string> kModes = {"pretrain", "finetune", "test", "probe", "tokenizer"};
 }
 
 const std::vector<std::pair<std::string, std::vector<KeySpec>>>& host_sections() {
   static const std::vector<std::pair<std::string, std::vector<KeySpec>>> sections = {
       {"run",
        {
-           key("mode", "pretrain", "what to run: pretrain | finetune | test | probe | tokenizer | pipeline"),
+           key("mode", "pretrain", "what to run: pretrain | finetune | test | probe | tokenizer"),
            key("work_dir", "", "output folder (default work_dirs/<experiment file name>)"),
            key("seed", 0, "experiment seed: every random choice derives from it"),
            key("device", "auto", "auto (CUDA when present) | cpu | cuda | cuda:N"),
@@ -77,14 +77,6 @@ const std::vector<std::pair<std::string, std::vector<KeySpec>>>& host_sections()
       {"init",
        {
            key("checkpoint", "", "weights to start from: a .safetensors file, a checkpoint folder or a work_dir"),
-       }},
-      {"pipeline",
-       {
-           key("stages", std::vector<std::string>{}, "experiment files run in order (relative to this file)"),
-           key("variant", "", "\"\" = run `stages`; a name = run pipeline.variants.<name>.stages instead "
-                              "(e.g. --set pipeline.variant=timesformer)"),
-           table_key("variants", "named alternative stage lists: {<name> = {stages = [...]}, ...}; each variant's "
-                                 "stage files keep their own work_dirs"),
        }},
       {"dist", dist::settings_keys()},  // distributed training (docs/distributed.md)
   };

@@ -11,7 +11,6 @@ void register_builtin_runners() {
   train::register_pretrain_runner();
   train::register_finetune_runners();
   train::register_tokenizer_runner();
-  train::register_pipeline_runner();
 }
 
 namespace train {

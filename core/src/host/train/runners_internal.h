@@ -13,6 +13,5 @@ void write_results(const RunContext& ctx, nlohmann::json results);
 void register_pretrain_runner();
 void register_finetune_runners();  // finetune, test, probe
 void register_tokenizer_runner();
-void register_pipeline_runner();
 
 }  // namespace bevt::host::train
