@@ -16,7 +16,6 @@
 #include "../host/dist/dist.h"
 #include "../host/dist/launcher.h"
 #include "../host/experiment.h"
-#include "../host/orchestrate/plan.h"
 #include "../host/orchestrate/runner.h"
 #include "../host/runners.h"
 #include "../host/sections.h"
