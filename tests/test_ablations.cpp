@@ -1,7 +1,7 @@
-// Issue 9's suites and report: `bevt-run --suite` (order, skipping finished experiments, resuming after a
-// failed one), bevt-report (table cells, CSV, valid PNGs; bad input), the experiment files under
-// experiments/ablations/ (every suite loads and validates), and the inflation of image-stream checkpoints the
-// suites rely on.
+// Issue 9's suites and report: `bevt-run --suite` (a plan, core/src/host/orchestrate/: order, skipping
+// finished experiments, resuming after a failed one), bevt-report (table cells, CSV, valid PNGs; bad input),
+// the experiment files under experiments/ablations/ (every suite loads and validates), and the inflation of
+// image-stream checkpoints the suites rely on.
 #include <fmt/format.h>
 #include <gtest/gtest.h>
 
@@ -15,9 +15,8 @@
 
 #include "bevt/state_dict.h"
 #include "host/compose.h"
-#include "host/experiment.h"
-#include "host/sections.h"
-#include "host/train/suite.h"
+#include "host/config/experiment.h"
+#include "host/orchestrate/runner.h"
 #include "test_util.h"
 #include "test_video_swin_util.h"
 
@@ -251,10 +250,10 @@ fs::path write_finetune_probe_suite(const fs::path& d, const fs::path& model) {
   const fs::path s = d / "suite", cache = d / "cache";
   t::write_file(s / "a_finetune.toml", finetune_toml(d / "ft", cache));
   t::write_file(s / "b_probe.toml", probe_toml(d / "probe", model, cache));
-  t::write_file(s / "suite.toml", "[suite]\nwork_dir = \"" + (d / "suite_out").string() +
-                                      "\"\ntitle = \"tiny\"\n\n[[experiment]]\nfile = \"a_finetune.toml\"\nrow = "
-                                      "\"tiny\"\ncolumn = \"synthetic\"\n\n[[experiment]]\nfile = \"b_probe.toml\"\n"
-                                      "row = \"tiny\"\ncolumn = \"synthetic\"\n");
+  t::write_file(s / "suite.toml", "[plan]\nwork_dir = \"" + (d / "suite_out").string() +
+                                      "\"\ntitle = \"tiny\"\nstages = [\n"
+                                      "  { file = \"a_finetune.toml\", row = \"tiny\", column = \"synthetic\" },\n"
+                                      "  { file = \"b_probe.toml\", row = \"tiny\", column = \"synthetic\" },\n]\n");
   return s;
 }
 
@@ -266,7 +265,7 @@ TEST(Suite, FailedExperimentStopsTheSuiteAndARerunResumesIt) {
   const fs::path s = write_finetune_probe_suite(d, d / "model");
   auto r = t::run(t::bin("bevt-run") + " --suite " + s.string());
   ASSERT_EQ(r.status, 2) << r.output;
-  EXPECT_TRUE(contains(r.output, "experiment b_probe.toml failed on bad input")) << r.output;
+  EXPECT_TRUE(contains(r.output, "stage b_probe.toml failed on bad input")) << r.output;
   ASSERT_TRUE(fs::exists(d / "ft" / "results.json"));
   EXPECT_FALSE(fs::exists(d / "probe" / "results.json"));
   auto suite_res = read_json(d / "suite_out" / "results.json");
@@ -279,9 +278,9 @@ TEST(Suite, FailedExperimentStopsTheSuiteAndARerunResumesIt) {
   fs::copy(d / "ft", d / "model", fs::copy_options::recursive);
   r = t::run(t::bin("bevt-run") + " --suite " + s.string());
   ASSERT_EQ(r.status, 0) << r.output;
-  EXPECT_TRUE(contains(r.output, "experiment a_finetune.toml: finished earlier")) << r.output;
-  EXPECT_TRUE(contains(r.output, "experiment b_probe.toml: bevt-run")) << r.output;
-  EXPECT_TRUE(contains(r.output, "2 experiments, 1 ran, 1 finished earlier")) << r.output;
+  EXPECT_TRUE(contains(r.output, "stage a_finetune.toml: finished earlier")) << r.output;
+  EXPECT_TRUE(contains(r.output, "stage b_probe.toml: bevt-run")) << r.output;
+  EXPECT_TRUE(contains(r.output, "2 stages, 1 ran, 1 finished earlier")) << r.output;
   EXPECT_EQ(read_text(d / "ft" / "results.json"), ft_results);
   EXPECT_EQ(read_text(d / "ft" / "metrics.jsonl"), ft_metrics);
   EXPECT_EQ(fs::last_write_time(d / "ft" / "results.json"), ft_time);
@@ -294,13 +293,13 @@ TEST(Suite, FailedExperimentStopsTheSuiteAndARerunResumesIt) {
   // A third run has nothing left to do; --set reaches every experiment (and, changing them, reruns them).
   r = t::run(t::bin("bevt-run") + " --suite " + s.string());
   ASSERT_EQ(r.status, 0) << r.output;
-  EXPECT_TRUE(contains(r.output, "2 experiments, 0 ran, 2 finished earlier")) << r.output;
+  EXPECT_TRUE(contains(r.output, "2 stages, 0 ran, 2 finished earlier")) << r.output;
 
   // A run that stopped after its last checkpoint but before results.json resumes from that checkpoint.
   fs::remove(d / "ft" / "results.json");
   r = t::run(t::bin("bevt-run") + " --suite " + s.string());
   ASSERT_EQ(r.status, 0) << r.output;
-  EXPECT_TRUE(contains(r.output, "experiment a_finetune.toml: bevt-run " + (s / "a_finetune.toml").string() +
+  EXPECT_TRUE(contains(r.output, "stage a_finetune.toml: bevt-run " + (s / "a_finetune.toml").string() +
                                      " --resume")) << r.output;
   EXPECT_TRUE(contains(r.output, "resumed from")) << r.output;
   EXPECT_TRUE(fs::exists(d / "ft" / "results.json"));
@@ -333,23 +332,23 @@ TEST(Suite, AStageRerunsWhenTheWeightsItStartedFromChange) {
   fs::remove_all(d / "ft");
   r = suite();
   ASSERT_EQ(r.status, 0) << r.output;
-  EXPECT_TRUE(contains(r.output, "experiment a_finetune.toml: bevt-run")) << r.output;
-  EXPECT_TRUE(contains(r.output, "experiment b_probe.toml: finished earlier")) << r.output;
+  EXPECT_TRUE(contains(r.output, "stage a_finetune.toml: bevt-run")) << r.output;
+  EXPECT_TRUE(contains(r.output, "stage b_probe.toml: finished earlier")) << r.output;
 
   // Another recipe upstream (a higher learning rate): other weights, so the probe runs again and records them.
   t::write_file(s / "a_finetune.toml", finetune_toml(d / "ft", d / "cache") + "[optim]\nlr = 0.01\n");
   r = suite();
   ASSERT_EQ(r.status, 0) << r.output;
-  EXPECT_TRUE(contains(r.output, "experiment a_finetune.toml: bevt-run")) << r.output;
-  EXPECT_TRUE(contains(r.output, "experiment b_probe.toml: finished earlier, but init.checkpoint (")) << r.output;
-  EXPECT_TRUE(contains(r.output, "experiment b_probe.toml: bevt-run")) << r.output;
-  EXPECT_TRUE(contains(r.output, "2 experiments, 2 ran")) << r.output;
+  EXPECT_TRUE(contains(r.output, "stage a_finetune.toml: bevt-run")) << r.output;
+  EXPECT_TRUE(contains(r.output, "stage b_probe.toml: finished earlier, but init.checkpoint (")) << r.output;
+  EXPECT_TRUE(contains(r.output, "stage b_probe.toml: bevt-run")) << r.output;
+  EXPECT_TRUE(contains(r.output, "2 stages, 2 ran")) << r.output;
   auto now = read_json(d / "probe" / "results.json")["inputs"];
   EXPECT_NE(now["init.checkpoint"]["digest"], recorded["init.checkpoint"]["digest"]);
 
   r = suite();
   ASSERT_EQ(r.status, 0) << r.output;
-  EXPECT_TRUE(contains(r.output, "2 experiments, 0 ran, 2 finished earlier")) << r.output;
+  EXPECT_TRUE(contains(r.output, "2 stages, 0 ran, 2 finished earlier")) << r.output;
 }
 
 TEST(Suite, OrderAndBadInput) {
@@ -359,23 +358,29 @@ TEST(Suite, OrderAndBadInput) {
   EXPECT_EQ(r.status, 2) << r.output;
   EXPECT_TRUE(contains(r.output, "no such folder")) << r.output;
 
-  t::write_file(d / "a" / "suite.toml", "[suite]\ntitel = \"x\"\n");
+  t::write_file(d / "a" / "suite.toml", "[plan]\ntitel = \"x\"\n");
   r = suite(d / "a");
   EXPECT_EQ(r.status, 2) << r.output;
-  EXPECT_TRUE(contains(r.output, "a/suite.toml:2: unknown key 'titel' in [suite]")) << r.output;
+  EXPECT_TRUE(contains(r.output, "a/suite.toml:2: unknown key 'titel' in [plan], did you mean 'title'")) << r.output;
 
-  t::write_file(d / "b" / "suite.toml", "[[experiment]]\nfile = \"x.toml\"\n\n[[experiment]]\nfile = \"nope.toml\"\n");
+  t::write_file(d / "b" / "suite.toml", "[plan]\nstages = [\n  \"x.toml\",\n  \"nope.toml\",\n]\n");
   t::write_file(d / "b" / "x.toml", "[run]\nmode = \"finetune\"\n");
   r = suite(d / "b");
   EXPECT_EQ(r.status, 2) << r.output;
-  EXPECT_TRUE(contains(r.output, "b/suite.toml:5: experiment file 'nope.toml' not found")) << r.output;
+  EXPECT_TRUE(contains(r.output, "b/suite.toml:4: stage file 'nope.toml' not found")) << r.output;
+
+  // The old format is a one-line error saying how to write it now.
+  t::write_file(d / "old" / "suite.toml", "[suite]\ntitle = \"x\"\n\n[[experiment]]\nfile = \"x.toml\"\n");
+  r = suite(d / "old");
+  EXPECT_EQ(r.status, 2) << r.output;
+  EXPECT_TRUE(contains(r.output, "old/suite.toml:4: [[experiment]] tables are the old suite format")) << r.output;
 
   // Two experiments writing one work_dir are refused before anything runs.
   t::write_file(d / "c" / "one.toml", "[run]\nmode = \"finetune\"\nwork_dir = \"" + (d / "same").string() + "\"\n");
   t::write_file(d / "c" / "two.toml", "[run]\nmode = \"test\"\nwork_dir = \"" + (d / "same").string() + "\"\n");
   r = suite(d / "c");
   EXPECT_EQ(r.status, 2) << r.output;
-  EXPECT_TRUE(contains(r.output, "experiments one.toml and two.toml both write work_dir")) << r.output;
+  EXPECT_TRUE(contains(r.output, "stages one.toml and two.toml both write work_dir")) << r.output;
   EXPECT_FALSE(fs::exists(d / "same"));
 
   // Without suite.toml: the folder's *.toml sorted by name, '_'-prefixed bases left out; a typo in the last
@@ -384,13 +389,20 @@ TEST(Suite, OrderAndBadInput) {
   t::write_file(d / "e" / "2_second.toml", "base = \"_base.toml\"\n[run]\nwork_dir = \"" + (d / "w2").string() + "\"\n");
   t::write_file(d / "e" / "10_first.toml", "base = \"_base.toml\"\n[run]\nwork_dir = \"" + (d / "w1").string() + "\"\n");
   t::write_file(d / "e" / "3_third.toml", "[run]\nmode = \"finetune\"\nepochz = 1\n");
-  auto plan = [&](const fs::path& dir) { return bevt::host::train::plan_suite(dir.string(), {}); };
+  namespace o = bevt::host::orchestrate;
+  auto plan = [&](const fs::path& dir) { return o::check_plan(o::read_suite(dir.string(), {}), {}); };
   EXPECT_TRUE(contains(t::error_of([&] { plan(d / "e"); }), "epochz")) << t::error_of([&] { plan(d / "e"); });
   fs::remove(d / "e" / "3_third.toml");
   auto p = plan(d / "e");
   ASSERT_EQ(p.stages.size(), 2u);
   EXPECT_EQ(p.stages[0].name, "10_first.toml");
   EXPECT_EQ(p.stages[1].name, "2_second.toml");
+  // --dry-run checks the plan and lists its stages without running any.
+  r = t::run(t::bin("bevt-run") + " --suite " + (d / "e").string() + " --dry-run");
+  EXPECT_EQ(r.status, 0) << r.output;
+  EXPECT_TRUE(contains(r.output, "2 stages, 0 finished earlier")) << r.output;
+  EXPECT_TRUE(contains(r.output, "| 1 | 10_first.toml | " + (d / "w1").string() + " | to run |")) << r.output;
+  EXPECT_FALSE(fs::exists(d / "w1"));
 }
 
 namespace {
@@ -425,17 +437,16 @@ TEST(Ablations, EverySuiteLoadsAndItsComponentsValidate) {
     EXPECT_NE(std::find(suites.begin(), suites.end(), root / name), suites.end()) << name;
   for (const auto& s : suites) {
     SCOPED_TRACE(s.string());
-    bevt::host::train::SuitePlan plan;
-    ASSERT_NO_THROW(plan = bevt::host::train::plan_suite(s.string(), {})) << t::error_of([&] {
-      bevt::host::train::plan_suite(s.string(), {});
+    namespace o = bevt::host::orchestrate;
+    o::CheckedPlan plan;
+    ASSERT_NO_THROW(plan = o::check_plan(o::read_suite(s.string(), {}), {})) << t::error_of([&] {
+      o::check_plan(o::read_suite(s.string(), {}), {});
     });
-    EXPECT_EQ(plan.work_dir, "work_dirs/" + fs::relative(s, root.parent_path()).string());
+    EXPECT_EQ(plan.spec.work_dir, "work_dirs/" + fs::relative(s, root.parent_path()).string());
     for (const auto& st : plan.stages) {
       SCOPED_TRACE(st.file);
       std::string err = t::error_of([&] {
-        bevt::Config cfg = bevt::host::load_experiment(st.file, {});
-        bevt::host::RunSettings run = bevt::host::resolve_run(cfg, st.file);
-        bevt::host::compose(registry, cfg, run, /*build=*/false);
+        bevt::host::compose(registry, bevt::host::Experiment::load(st.file, {}), /*build=*/false);
       });
       EXPECT_EQ(err, "(no UserError)");
       if (contains(s.string(), "/mini/")) {

@@ -3,9 +3,13 @@
 
 #include "bevt/config.h"
 #include "bevt/error.h"
+#include "bevt/strings.h"
 #include "host/compose.h"
-#include "host/experiment.h"
-#include "host/sections.h"
+#include "host/config/components.h"
+#include "host/config/experiment.h"
+#include "host/config/experiment_file.h"
+#include "host/config/sections.h"
+#include "host/modes.h"
 #include "test_util.h"
 
 using bevt::Config;
@@ -136,14 +140,14 @@ TEST(Config, InvalidTomlAndBaseProblems) {
 
 TEST(Config, RunSectionIsValidated) {
   Config c = Config::from_toml("[run]\nmode = 'pretrian'\n", "exp.toml");
-  std::string e = error_of([&] { bevt::host::resolve_run(c, "exp.toml"); });
+  std::string e = error_of([&] { bevt::host::parse_run(c.get_table("run"), "exp.toml", bevt::host::mode_names()); });
   EXPECT_NE(e.find("did you mean 'pretrain'"), std::string::npos) << e;
   Config ok = Config::from_toml("[run]\ndevice = 'cpu'\n", "exp.toml");
-  auto run = bevt::host::resolve_run(ok, "experiments/exp.toml");
+  auto run = bevt::host::parse_run(ok.get_table("run"), "experiments/exp.toml", bevt::host::mode_names());
   EXPECT_EQ(run.work_dir, "work_dirs/exp");
   EXPECT_EQ(run.device, "cpu");
   Config dev = Config::from_toml("[run]\ndevice = 'tpu'\n", "exp.toml");
-  EXPECT_NE(error_of([&] { bevt::host::resolve_run(dev, "exp.toml"); }).find("not auto, cpu, cuda or cuda:N"),
+  EXPECT_NE(error_of([&] { bevt::host::parse_run(dev.get_table("run"), "exp.toml", bevt::host::mode_names()); }).find("not auto, cpu, cuda or cuda:N"),
             std::string::npos);
 }
 
@@ -157,6 +161,110 @@ TEST(Config, StrayTablesAreErrors) {
   Config ok = Config::from_toml("[model.backbone]\nplugin = 'x'\n[model.heads.mim]\nplugin = 'y'\n", "exp.toml");
   auto comps = bevt::host::find_components(ok);
   ASSERT_EQ(comps.size(), 2u);
-  EXPECT_EQ(comps[0].expected, bevt::Kind::Backbone);
-  EXPECT_EQ(comps[1].expected, bevt::Kind::Head);
+  EXPECT_EQ(comps[0].kind, bevt::Kind::Backbone);
+  EXPECT_EQ(comps[1].kind, bevt::Kind::Head);
+  // A component outside the slots runners read is named with the nearest slot, not guessed from its name.
+  Config neck = Config::from_toml("[model.backbone]\nplugin = 'x'\n\n[model.neck]\nplugin = 'y'\n", "exp.toml");
+  e = error_of([&] { bevt::host::find_components(neck); });
+  EXPECT_NE(e.find("exp.toml:4"), std::string::npos) << e;
+  EXPECT_NE(e.find("[model.neck] is not a component slot"), std::string::npos) << e;
+  Config masks = Config::from_toml("[maskers.video]\nplugin = 'x'\n", "exp.toml");
+  e = error_of([&] { bevt::host::find_components(masks); });
+  EXPECT_NE(e.find("did you mean [masker.video]?"), std::string::npos) << e;
+}
+
+namespace {
+// A complete finetune experiment on a toy backbone, with `extra` appended.
+std::string experiment_file(const std::string& name, const std::string& extra) {
+  auto d = t::temp_dir("typed_experiment");
+  t::write_file(d / name,
+                "[run]\nmode = 'finetune'\ndevice = 'cpu'\nwork_dir = 'w'\n"
+                "[model.backbone]\nplugin = 'toy'\n[model.heads.cls]\nplugin = 'i3d'\n"
+                "[data.train]\nplugin = 'synthetic'\n" + extra);
+  return (d / name).string();
+}
+}  // namespace
+
+TEST(Experiment, EveryHostTableIsTypedOnce) {
+  auto e = bevt::host::Experiment::load(
+      experiment_file("typed.toml", "[optim]\nlr = 0.002\naccum_steps = 4\nema = 0.0002\n"
+                                    "[loader]\nbatch_size = 3\n[finetune]\nlabel_smoothing = 0.1\n"
+                                    "[dist]\nbackend = 'gloo'\n[init]\ncheckpoint = 'x.safetensors'\n"),
+      {"optim.warmup_steps=7", "run.seed=11"});
+  EXPECT_EQ(e.run.mode, "finetune");
+  EXPECT_EQ(e.run.seed, 11u);
+  EXPECT_EQ(e.run.device, "cpu");
+  EXPECT_EQ(e.run.precision, bevt::host::Precision::Fp32);
+  EXPECT_DOUBLE_EQ(e.optim.lr, 0.002);
+  EXPECT_EQ(e.optim.accum_steps, 4);
+  EXPECT_EQ(e.optim.warmup_steps, 7);
+  EXPECT_DOUBLE_EQ(e.optim.ema, 0.0002);
+  EXPECT_EQ(e.loader.batch_size, 3);
+  EXPECT_EQ(e.loader.eval_batch_size, 8);  // default
+  EXPECT_DOUBLE_EQ(e.finetune.label_smoothing, 0.1);
+  EXPECT_EQ(e.dist.backend, "gloo");
+  EXPECT_EQ(e.init.checkpoint, "x.safetensors");
+  ASSERT_EQ(e.components.size(), 3u);
+  EXPECT_NE(e.where("optim.lr").find("typed.toml:"), std::string::npos) << e.where("optim.lr");
+  // The weight candidates: strings outside [run] and [data.*].
+  bool init_seen = false;
+  for (const auto& [k, v] : e.weight_candidates) {
+    EXPECT_NE(k.rfind("run.", 0), 0u) << k;
+    EXPECT_NE(k.rfind("data.", 0), 0u) << k;
+    init_seen |= k == "init.checkpoint" && v == "x.safetensors";
+  }
+  EXPECT_TRUE(init_seen);
+  // The hashes ignore the run length and logging (config_hash) but not the recipe.
+  auto longer = bevt::host::Experiment::load(e.file, {"optim.warmup_steps=7", "run.seed=11", "run.max_steps=99"});
+  EXPECT_EQ(longer.config_hash, e.config_hash);
+  EXPECT_NE(longer.run_hash, e.run_hash);
+  auto other = bevt::host::Experiment::load(e.file, {"optim.warmup_steps=8", "run.seed=11"});
+  EXPECT_NE(other.config_hash, e.config_hash);
+}
+
+TEST(Experiment, UnknownAndMistypedKeysAreNamedWithTheNearestKey) {
+  std::string e = error_of([&] { bevt::host::Experiment::load(experiment_file("k.toml", "[optim]\nwarmup_step = 3\n"), {}); });
+  EXPECT_NE(e.find("k.toml:12"), std::string::npos) << e;
+  EXPECT_NE(e.find("warmup_step"), std::string::npos) << e;
+  EXPECT_NE(e.find("warmup_steps"), std::string::npos) << e;
+  e = error_of([&] { bevt::host::Experiment::load(experiment_file("t.toml", "[loader]\nbatch_size = 'eight'\n"), {}); });
+  EXPECT_NE(e.find("t.toml:12"), std::string::npos) << e;
+  EXPECT_NE(e.find("batch_size"), std::string::npos) << e;
+  e = error_of([&] { bevt::host::Experiment::load(experiment_file("v.toml", "[optim]\nema = 1.5\n"), {}); });
+  EXPECT_NE(e.find("optim.ema must be in [0, 1)"), std::string::npos) << e;
+  e = error_of([&] { bevt::host::Experiment::load(experiment_file("s.toml", "[pretrain]\nstreams = ['imgae']\n"), {}); });
+  EXPECT_NE(e.find("did you mean 'image'"), std::string::npos) << e;
+}
+
+TEST(Experiment, EachModeNeedsItsComponents) {
+  // finetune without data.train; test needs data.test or data.val; pretrain needs one set per stream.
+  auto d = t::temp_dir("mode_needs");
+  t::write_file(d / "ft.toml", "[run]\nmode = 'finetune'\n[model.backbone]\nplugin = 'toy'\n[model.heads.cls]\nplugin = 'i3d'\n");
+  std::string e = error_of([&] { bevt::host::Experiment::load((d / "ft.toml").string(), {}); });
+  EXPECT_NE(e.find("run.mode = 'finetune' needs a [data.train] table"), std::string::npos) << e;
+  e = error_of([&] { bevt::host::Experiment::load((d / "ft.toml").string(), {"run.mode=test"}); });
+  EXPECT_NE(e.find("needs a [data.test] or [data.val] table"), std::string::npos) << e;
+  t::write_file(d / "pt.toml",
+                "[run]\nmode = 'pretrain'\n[pretrain]\nstreams = ['video']\n[model.backbone]\nplugin = 'toy'\n"
+                "[tokenizer]\nplugin = 'vq'\n[model.heads.video]\nplugin = 'mim_video'\n[data.video]\nplugin = 's'\n");
+  e = error_of([&] { bevt::host::Experiment::load((d / "pt.toml").string(), {}); });
+  EXPECT_NE(e.find("needs a [masker.video] table"), std::string::npos) << e;
+  e = error_of([&] { bevt::host::Experiment::load((d / "pt.toml").string(), {"run.mode=pretrian"}); });
+  EXPECT_NE(e.find("did you mean 'pretrain'"), std::string::npos) << e;
+}
+
+TEST(Modes, OneTableForValidationDispatchAndHelp) {
+  const std::string help = bevt::host::modes_help();
+  for (const auto& m : bevt::host::modes()) {
+    EXPECT_NE(m.run, nullptr) << m.name;
+    EXPECT_NE(help.find(m.name), std::string::npos) << m.name;
+    for (const auto& need : m.needs) {
+      for (const auto& alt : bevt::split(need, '|')) {
+        std::string slot = alt;
+        if (auto at = slot.find("{stream}"); at != std::string::npos) slot.replace(at, 8, "video");
+        EXPECT_NE(bevt::host::find_slot(slot), nullptr) << m.name << " needs " << slot << ", which is no slot";
+      }
+    }
+  }
+  EXPECT_EQ(bevt::host::mode_names(), (std::vector<std::string>{"pretrain", "finetune", "test", "probe", "tokenizer"}));
 }

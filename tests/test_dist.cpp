@@ -132,9 +132,7 @@ TEST(DistEnv, DeviceOfARank) {
 
 TEST(DistEnv, SettingsAreValidated) {
   auto cfg = [](const std::string& toml) {
-    bevt::Config c = bevt::Config::from_toml("[dist]\n" + toml, "exp.toml").get_table("dist");
-    c.validate(dist::settings_keys(), {});
-    return dist::Settings::from(c);
+    return bevt::host::parse_dist(bevt::Config::from_toml("[dist]\n" + toml, "exp.toml").get_table("dist"));
   };
   auto s = cfg("backend = \"gloo\"\ntimeout = 5\nbucket_mb = 1.5\n");
   EXPECT_EQ(s.backend, "gloo");

@@ -7,8 +7,8 @@
 #include <cmath>
 
 #include "bevt/error.h"
-#include "host/experiment.h"
-#include "host/sections.h"
+#include "host/config/experiment.h"
+#include "host/config/sections.h"
 #include "host/train/amp.h"
 #include "host/train/ema.h"
 #include "host/train/optim.h"
@@ -19,8 +19,7 @@ namespace tr = bevt::host::train;
 namespace {
 
 tr::OptimSettings settings_of(const std::string& experiment) {
-  bevt::Config root = bevt::host::load_experiment(std::string(BEVT_SOURCE_DIR) + "/experiments/" + experiment, {});
-  return tr::OptimSettings::from(bevt::host::host_section(root, "optim"));
+  return bevt::host::Experiment::load(std::string(BEVT_SOURCE_DIR) + "/experiments/" + experiment, {}).optim;
 }
 
 std::vector<tr::NamedParam> params(const std::vector<std::string>& names) {
@@ -110,7 +109,7 @@ TEST(OptimGroups, LayerDecayOnABackboneWithoutLevelsIsAnError) {
 TEST(OptimGroups, BadCustomKeysAreOneLineErrors) {
   auto from = [](const std::string& toml) {
     auto c = bevt::Config::from_toml(toml, "x.toml");
-    return tr::OptimSettings::from(bevt::host::host_section(c, "optim"));
+    return bevt::host::parse_optim(c.get_table("optim"));
   };
   try {
     from("[optim.custom_keys]\nbackbone = { lr_mul = 0.1 }\n");

@@ -1,5 +1,5 @@
 // BEVT on a one-scale backbone (TimeSformer): the MIM heads' "tokens" decoder chosen from the backbone's spec,
-// BEVT pre-training with both streams through the real bevt-run, and the pipeline variants that run the
+// BEVT pre-training with both streams through the real bevt-run, and the plan variants that run the
 // quickstart with TimeSformer through one --set.
 #include <gtest/gtest.h>
 
@@ -10,7 +10,8 @@
 #include "bevt/backbone.h"
 #include "bevt/head.h"
 #include "bevt/safetensors.h"
-#include "host/experiment.h"
+#include "host/config/experiment_file.h"
+#include "host/orchestrate/plan.h"
 #include "host/registry.h"
 #include "test_util.h"
 
@@ -210,23 +211,25 @@ TEST(TimesformerBevt, PretrainBothStreamsThroughBevtRun) {
   EXPECT_NE(r.output.find("tokenizer_size"), std::string::npos) << r.output;
 }
 
-// pipeline.variant picks another stage list; each variant's stages keep their own work_dirs, so neither
+// plan.variant picks another stage list; each variant's stages keep their own work_dirs, so neither
 // overwrites nor skips the other's.
-TEST(PipelineVariant, OneSetRunsTheVariantsStagesAndKeepsTheirResultsApart) {
+TEST(PlanVariant, OneSetRunsTheVariantsStagesAndKeepsTheirResultsApart) {
   auto d = t::temp_dir("tsf_pipeline_variant");
   t::write_file(d / "swin.toml", run_toml(d / "wd" / "swin", 1) + pretrain_body(kSwin, 16));
   t::write_file(d / "tsf.toml", run_toml(d / "wd" / "tsf", 1) + pretrain_body(kTsf, 32));
-  t::write_file(d / "pipe.toml", "[run]\nmode = \"pipeline\"\nwork_dir = \"" + (d / "wd" / "pipe").string() +
-                                     "\"\n[pipeline]\nstages = [\"swin.toml\"]\n"
-                                     "[pipeline.variants.tsf]\nstages = [\"tsf.toml\"]\n");
-  auto r = bevt_run(d / "pipe.toml", "--set pipeline.variant=tsf");
+  t::write_file(d / "pipe.toml", "[plan]\nwork_dir = \"" + (d / "wd" / "pipe").string() +
+                                     "\"\nstages = [\"swin.toml\"]\n"
+                                     "[plan.variants.tsf]\nstages = [\"tsf.toml\"]\n");
+  auto r = bevt_run(d / "pipe.toml", "--set plan.variant=tsf");
   ASSERT_EQ(r.status, 0) << r.output;
   EXPECT_TRUE(fs::exists(d / "wd" / "tsf" / "results.json"));
   EXPECT_FALSE(fs::exists(d / "wd" / "swin"));
   EXPECT_NE(read_text(d / "wd" / "tsf" / "config.toml").find("plugin = 'timesformer'"), std::string::npos)
       << read_text(d / "wd" / "tsf" / "config.toml");
   auto pr = read_json(d / "wd" / "pipe" / "results.json");
+  EXPECT_EQ(pr["mode"], "plan");
   EXPECT_EQ(pr["variant"], "tsf");
+  EXPECT_TRUE(pr["complete"].get<bool>());
   ASSERT_EQ(pr["stages"].size(), 1u);
   EXPECT_EQ(pr["stages"][0]["work_dir"], (d / "wd" / "tsf").string());
   const std::string tsf_results = read_text(d / "wd" / "tsf" / "results.json");
@@ -239,26 +242,44 @@ TEST(PipelineVariant, OneSetRunsTheVariantsStagesAndKeepsTheirResultsApart) {
   EXPECT_EQ(read_text(d / "wd" / "tsf" / "results.json"), tsf_results);
   EXPECT_EQ(read_json(d / "wd" / "pipe" / "results.json")["variant"], "");
 
-  // Running the variant again finds its finished stage.
-  r = bevt_run(d / "pipe.toml", "--set pipeline.variant=tsf");
+  // Running the variant again finds its finished stage; a --set other than plan.* reaches the stage (its
+  // hash: it runs again).
+  r = bevt_run(d / "pipe.toml", "--set plan.variant=tsf");
   ASSERT_EQ(r.status, 0) << r.output;
   EXPECT_NE(r.output.find("skipped"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("1 stages, 0 ran, 1 finished earlier"), std::string::npos) << r.output;
+  r = bevt_run(d / "pipe.toml", "--set plan.variant=tsf --set optim.lr=0.002");
+  ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_NE(r.output.find("1 stages, 1 ran, 0 finished earlier"), std::string::npos) << r.output;
+  EXPECT_NE(read_text(d / "wd" / "tsf" / "config.toml").find("lr = 0.002"), std::string::npos)
+      << read_text(d / "wd" / "tsf" / "config.toml");
 
-  r = bevt_run(d / "pipe.toml", "--set pipeline.variant=tsff");
+  r = bevt_run(d / "pipe.toml", "--set plan.variant=tsff");
   EXPECT_EQ(r.status, 2) << r.output;
-  EXPECT_NE(r.output.find("pipeline.variant 'tsff' is not defined"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("plan.variant 'tsff' is not defined"), std::string::npos) << r.output;
   EXPECT_NE(r.output.find("did you mean 'tsf'"), std::string::npos) << r.output;
+
+  // The old pipeline format and its --set are one-line errors saying what to write now.
+  t::write_file(d / "old.toml", "[run]\nmode = \"pipeline\"\n[pipeline]\nstages = [\"swin.toml\"]\n");
+  r = bevt_run(d / "old.toml");
+  EXPECT_EQ(r.status, 2) << r.output;
+  EXPECT_NE(r.output.find("old.toml:2: run.mode = \"pipeline\" is the old pipeline format"), std::string::npos)
+      << r.output;
+  r = bevt_run(d / "pipe.toml", "--set pipeline.variant=tsf");
+  EXPECT_EQ(r.status, 2) << r.output;
+  EXPECT_NE(r.output.find("[pipeline] is now [plan]"), std::string::npos) << r.output;
 }
 
 // The shipped quickstart: its timesformer variant runs timesformer_tiny in every model stage, shares only the
-// tokenizer stage with the Video Swin pipeline, and chains its own pretrain -> finetune -> probe work_dirs.
-TEST(PipelineVariant, QuickstartTimesformerVariantStages) {
+// tokenizer stage with the Video Swin plan, and chains its own pretrain -> finetune -> probe work_dirs.
+TEST(PlanVariant, QuickstartTimesformerVariantStages) {
   const fs::path ex = fs::path(BEVT_SOURCE_DIR) / "experiments";
-  bevt::Config root = bevt::host::load_experiment((ex / "quickstart.toml").string(), {"pipeline.variant=timesformer"});
-  bevt::Config pc = root.get_table("pipeline");
-  EXPECT_EQ(pc.get_string("variant"), "timesformer");
-  auto swin = pc.get_string_list("stages");
-  auto tsf = pc.get_table("variants").get_table("timesformer").get_string_list("stages");
+  namespace o = bevt::host::orchestrate;
+  const o::PlanSpec tsf_plan = o::read_plan((ex / "quickstart.toml").string(), {"plan.variant=timesformer"});
+  EXPECT_EQ(tsf_plan.variant, "timesformer");
+  std::vector<std::string> swin, tsf;
+  for (const auto& s : o::read_plan((ex / "quickstart.toml").string(), {}).stages) swin.push_back(s.name);
+  for (const auto& s : tsf_plan.stages) tsf.push_back(s.name);
   ASSERT_EQ(tsf.size(), swin.size());
   auto work_dir = [&](const std::string& stage) {
     bevt::Config c = bevt::host::load_experiment((ex / stage).string(), {});

@@ -157,13 +157,12 @@ int main(int argc, char** argv) {
   CLI::App app{"bevt-report: tables (markdown, CSV) and plots (PNG) from finished bevt runs"};
   std::vector<std::string> dirs;
   std::string out_dir = "report", reference, title;
-  app.add_option("run_dirs", dirs, "work_dirs of finished runs, pipelines or suites (a suite's or pipeline's stands "
-                                   "for all its runs)");
+  app.add_option("run_dirs", dirs, "work_dirs of finished runs or plans (a plan's stands for all its runs)");
   app.add_option("--out", out_dir, "output folder (default: report)");
   app.add_option("--reference", reference,
                  "the paper's numbers, CSV: header 'strategy,<dataset>,...', rows '<strategy>,<top-1 %>,...' "
-                 "(default: the suite's reference)");
-  app.add_option("--title", title, "heading of report.md (default: the suite's title)");
+                 "(default: the plan's reference)");
+  app.add_option("--title", title, "heading of report.md (default: the plan's title)");
   try {
     app.parse(argc, argv);
   } catch (const CLI::Success& e) {

@@ -17,7 +17,7 @@ struct Run {
   std::string dir;
   std::string mode;          // results.json "mode": pretrain | finetune | test | probe | tokenizer
   std::string row, column;   // table row (pre-training strategy) and column (dataset)
-  // A fine-tune run that a suite lists without a column is a pre-training run: supervised image
+  // A fine-tune run that a plan with columns lists without one is a pre-training run: supervised image
   // pre-training (Image Sup) trains in finetune mode but is a row's starting point, not a dataset's cell.
   bool supervised_pretraining = false;
   bool is_pretraining() const { return mode == "pretrain" || supervised_pretraining; }
@@ -28,11 +28,11 @@ struct Run {
 
 struct Inputs {
   std::vector<Run> runs;
-  std::string reference;  // reference CSV named by a suite's results.json ("" = none)
-  std::string title;      // a suite's title ("" = none)
+  std::string reference;  // reference CSV named by a plan's results.json ("" = none)
+  std::string title;      // a plan's title ("" = none)
 };
 
-// Reads each RUN_DIR (a run's work_dir, or a pipeline's or suite's, which stand for their stages). Throws
+// Reads each RUN_DIR (a run's work_dir, or a plan's, which stands for its stages). Throws
 // UserError naming the folder, file and line for a missing folder, a missing results.json or metrics.jsonl,
 // and malformed JSON.
 Inputs load_runs(const std::vector<std::string>& dirs);

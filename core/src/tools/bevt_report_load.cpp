@@ -90,12 +90,12 @@ struct Loader {
   std::set<std::string> seen;
 
   void load(const std::string& dir, const std::string& row, const std::string& column, int depth,
-            bool in_suite = false) {
-    if (depth > 8) throw UserError(fmt::format("{}: suites or pipelines nest more than 8 deep", dir));
+            bool labelled = false) {
+    if (depth > 8) throw UserError(fmt::format("{}: plans nest more than 8 deep", dir));
     if (!fs::is_directory(dir))
-      throw UserError(fmt::format("{}: no such run folder (give the work_dir of a finished run, pipeline or suite)", dir));
+      throw UserError(fmt::format("{}: no such run folder (give the work_dir of a finished run or plan)", dir));
     std::string key = fs::weakly_canonical(dir).string();
-    if (!seen.insert(key).second) return;  // the same run twice (e.g. a suite and one of its runs)
+    if (!seen.insert(key).second) return;  // the same run twice (e.g. a plan and one of its runs)
     fs::path res_file = fs::path(dir) / "results.json";
     if (!fs::exists(res_file))
       throw UserError(fmt::format("{}: not found; {} is not a finished run (a run writes results.json when it ends: "
@@ -103,20 +103,24 @@ struct Loader {
                                   res_file.string(), dir));
     nlohmann::json res = parse_json_file(res_file);
     if (!res.is_object()) throw UserError(fmt::format("{}: expected a JSON object", res_file.string()));
-    if (res.contains("stages")) {  // a pipeline or a suite: its stages
+    if (res.contains("stages")) {  // a plan (or a suite or pipeline before plans): its stages
       if (!res["stages"].is_array()) throw UserError(fmt::format("{}: 'stages' is not a list", res_file.string()));
       if (in.title.empty() && res.value("title", "") != "") in.title = res["title"].get<std::string>();
       if (in.reference.empty() && res.contains("reference") && res["reference"].is_string())
         in.reference = res["reference"].get<std::string>();
+      // A plan that labels its stages with columns (an ablation suite; results.json "mode" "suite" before
+      // plans) lists a fine-tune without a column as a pre-training run: supervised image pre-training.
+      bool columns = res.value("mode", "") == "suite";
+      for (const auto& s : res["stages"]) columns = columns || (s.is_object() && s.contains("column"));
       for (const auto& s : res["stages"]) {
         if (!s.is_object() || !s.contains("work_dir") || !s["work_dir"].is_string())
           throw UserError(fmt::format("{}: a stage without a work_dir", res_file.string()));
         std::string wd = s["work_dir"].get<std::string>();
         if (!fs::is_directory(wd))
-          throw UserError(fmt::format("{}: stage work_dir '{}' not found (run bevt-report from the folder the suite "
-                                      "or pipeline ran in)",
+          throw UserError(fmt::format("{}: stage work_dir '{}' not found (run bevt-report from the folder the plan ran "
+                                      "in)",
                                       res_file.string(), wd));
-        load(wd, s.value("row", ""), s.value("column", ""), depth + 1, res.value("mode", "") == "suite");
+        load(wd, s.value("row", ""), s.value("column", ""), depth + 1, columns);
       }
       return;
     }
@@ -126,7 +130,7 @@ struct Loader {
     r.mode = res.value("mode", "");
     r.row = row.empty() ? fs::path(dir).lexically_normal().filename().string() : row;
     if (r.row.empty()) r.row = fs::path(dir).lexically_normal().parent_path().filename().string();
-    r.supervised_pretraining = in_suite && column.empty() && r.mode == "finetune";
+    r.supervised_pretraining = labelled && column.empty() && r.mode == "finetune";
     r.column = column.empty() ? dataset_of(fs::path(dir) / "config.toml", r.mode) : column;
     if (r.column.empty()) r.column = "-";
     fs::path metrics = fs::path(dir) / "metrics.jsonl";

@@ -17,10 +17,10 @@
 #include "../host/dist/dist.h"
 #include "../host/dist/launcher.h"
 #include "../host/modes.h"
+#include "../host/orchestrate/runner.h"
 #include "../host/run_context.h"
 #include "../host/train/checkpoint.h"
 #include "../host/train/inputs.h"
-#include "../host/train/suite.h"
 #include "bevt/atomic_file.h"
 #include "bevt/error.h"
 #include "bevt/log.h"
@@ -45,7 +45,7 @@ int main(int argc, char** argv) {
   std::vector<std::string> overrides, plugin_dirs;
   bool list = false, dry_run = false, resume = false;
   int nproc = 0;
-  app.add_option("experiment", experiment, "experiment file (TOML)");
+  app.add_option("experiment", experiment, "experiment file, or plan file (a [plan] table: docs/plans.md)");
   app.add_option("--set", overrides, "override a key: --set a.b.c=value (repeatable; applied after base files)");
   app.add_option("--plugin-dir", plugin_dirs, "extra folder of plugin libraries (repeatable)");
   app.add_flag("--list-plugins", list, "list the plugins found and the libraries that failed to load");
@@ -57,7 +57,7 @@ int main(int argc, char** argv) {
                  "start N local worker processes (data parallel, as torchrun --nproc-per-node N would); "
                  "see docs/distributed.md");
   app.add_option("--suite", suite,
-                 "run a folder of experiments in order (its suite.toml, else sorted *.toml), skipping finished ones");
+                 "run a folder of experiments as a plan (its suite.toml, else sorted *.toml), skipping finished ones");
   app.footer(modes_help());
   try {
     app.parse(argc, argv);
@@ -82,10 +82,12 @@ int main(int argc, char** argv) {
       std::cout << describe_plugin(registry, help_plugin);
       return 0;
     }
-    if (!suite.empty()) {
-      if (!experiment.empty() || resume || dry_run)
-        throw UserError("--suite DIR runs the folder's experiments: give no experiment file, --resume or --dry-run");
-      return train::run_suite(suite, train::StageOptions{overrides, plugin_dirs, "experiment"});
+    if (!suite.empty() || orchestrate::is_plan_file(experiment)) {  // a plan: its stages are separate runs
+      if ((!suite.empty() && !experiment.empty()) || resume || app.count("--nproc"))
+        throw UserError("a plan (--suite DIR or PLAN.toml) resumes its stages itself: give one of them, without "
+                        "--resume or --nproc");
+      const orchestrate::PlanOptions opts{overrides, plugin_dirs, dry_run};
+      return suite.empty() ? orchestrate::run_plan(experiment, opts) : orchestrate::run_suite(suite, opts);
     }
     if (experiment.empty()) throw UserError("no experiment file given (usage: bevt-run EXPERIMENT.toml [--set k=v])");
 
@@ -140,7 +142,7 @@ int main(int argc, char** argv) {
       cfg_file.commit();
       set_log_file((fs::path(run.work_dir) / "log.txt").string());
     }
-    // The weight files this run starts from, as they are now: pipelines and suites rerun it when they change.
+    // The weight files this run starts from, as they are now: plans rerun it when they change.
     nlohmann::json inputs = nlohmann::json::object();
     if (dist::is_main()) {
       inputs = train::input_digests(exp.weight_candidates);

@@ -1,8 +1,8 @@
-// Running experiment files one after another, each in its own bevt-run process: what run.mode = "pipeline"
-// and `bevt-run --suite DIR` share. A stage whose work_dir/results.json carries the experiment's hash, and
-// whose weight inputs (init checkpoint, tokenizer...) are the files it read then, is finished and skipped; an interrupted one resumes from its last checkpoint when that checkpoint came from the
-// same experiment. So rerunning a pipeline or a suite after a crash, a kill or a fixed input continues where
-// it stopped.
+// One stage of a plan: an experiment file run in its own bevt-run process. A stage whose work_dir/results.json
+// carries the experiment's hash, and whose weight inputs (init checkpoint, tokenizer...) are the files it read
+// then, is finished and skipped; an interrupted one resumes from its last checkpoint when that checkpoint came
+// from the same experiment. So rerunning a plan after a crash, a kill or a fixed input continues where it
+// stopped.
 #pragma once
 
 #include <nlohmann/json.hpp>
@@ -10,23 +10,22 @@
 #include <string>
 #include <vector>
 
-#include "inputs.h"
+#include "host/train/inputs.h"
 
-namespace bevt::host::train {
+namespace bevt::host::orchestrate {
 
 struct StageOptions {
   std::vector<std::string> overrides;    // --set KEY=VALUE, applied to every stage (and part of its hash)
   std::vector<std::string> plugin_dirs;  // --plugin-dir, passed on to every stage
-  std::string kind = "stage";            // how messages name a stage: "stage" (pipeline), "experiment" (suite)
 };
 
 struct StagePlan {
-  std::string name;      // as the pipeline or suite lists it
+  std::string name;      // as the plan lists it
   std::string file;      // the experiment file
   std::string hash;      // experiment_hash with the overrides applied (checkpoints: resume)
   std::string run_hash;  // the same with the run length (results.json: finished)
   std::string work_dir;  // resolved run.work_dir
-  InputCandidates inputs;  // values that may name weight files it reads (compared when deciding to skip)
+  train::InputCandidates inputs;  // values that may name weight files it reads (compared when deciding to skip)
 };
 
 struct StageOutcome {
@@ -46,4 +45,4 @@ std::optional<nlohmann::json> finished_results(const StagePlan& plan);
 // input), RunError otherwise, naming the stage and telling the user to rerun to resume.
 StageOutcome run_stage(const StagePlan& plan, const StageOptions& opts);
 
-}  // namespace bevt::host::train
+}  // namespace bevt::host::orchestrate

@@ -1,4 +1,4 @@
-#include "stages.h"
+#include "stage.h"
 
 #include <fmt/format.h>
 #include <sys/wait.h>
@@ -9,13 +9,13 @@
 
 #include "bevt/error.h"
 #include "bevt/log.h"
-#include "checkpoint.h"
 #include "host/config/experiment.h"
 #include "host/registry.h"
+#include "host/train/checkpoint.h"
 
 namespace fs = std::filesystem;
 
-namespace bevt::host::train {
+namespace bevt::host::orchestrate {
 
 namespace {
 
@@ -56,7 +56,7 @@ namespace {
 // written before inputs were recorded are taken as they are).
 std::vector<std::string> changed_since(const StagePlan& plan, const std::optional<nlohmann::json>& recorded) {
   if (!recorded || !recorded->is_object()) return {};
-  return changed_inputs(*recorded, input_digests(plan.inputs));
+  return train::changed_inputs(*recorded, train::input_digests(plan.inputs));
 }
 
 std::optional<nlohmann::json> results_of_this_experiment(const StagePlan& plan) {
@@ -93,18 +93,18 @@ StageOutcome run_stage(const StagePlan& plan, const StageOptions& opts) {
   if (auto res = results_of_this_experiment(plan)) {
     auto changed = changed_since(plan, recorded_inputs(*res));
     if (changed.empty()) {
-      log_info("{} {}: finished earlier ({}/results.json), skipped", opts.kind, plan.name, plan.work_dir);
+      log_info("stage {}: finished earlier ({}/results.json), skipped", plan.name, plan.work_dir);
       out.results = *res;
       out.skipped = true;
       return out;
     }
-    log_info("{} {}: finished earlier, but {} changed since; running it again", opts.kind, plan.name,
+    log_info("stage {}: finished earlier, but {} changed since; running it again", plan.name,
              describe_inputs(changed, *recorded_inputs(*res)));
   }
   // Resume an interrupted stage, but only from a checkpoint of the same experiment that started from the same
   // weight files (work_dir/inputs.json, written when the run started).
   bool resume = false;
-  if (auto last = last_checkpoint(plan.work_dir)) {
+  if (auto last = train::last_checkpoint(plan.work_dir)) {
     auto trainer = read_json(fs::path(*last) / "trainer.json");
     resume = trainer && trainer->is_object() && trainer->value("config_hash", "") == plan.hash &&
              changed_since(plan, read_json(fs::path(plan.work_dir) / "inputs.json")).empty();
@@ -113,28 +113,28 @@ StageOutcome run_stage(const StagePlan& plan, const StageOptions& opts) {
   for (const auto& o : opts.overrides) cmd += " --set " + shell_quote(o);
   for (const auto& d : opts.plugin_dirs) cmd += " --plugin-dir " + shell_quote(d);
   if (resume) cmd += " --resume";
-  log_info("{} {}: bevt-run {}{}", opts.kind, plan.name, plan.file, resume ? " --resume" : "");
+  log_info("stage {}: bevt-run {}{}", plan.name, plan.file, resume ? " --resume" : "");
   int st = std::system(cmd.c_str());
-  if (st == -1) throw RunError(fmt::format("{} {}: could not start bevt-run ({})", opts.kind, plan.name, cmd));
+  if (st == -1) throw RunError(fmt::format("stage {}: could not start bevt-run ({})", plan.name, cmd));
   if (WIFSIGNALED(st))
-    throw RunError(fmt::format("{} {} was stopped by signal {}; rerun to resume it", opts.kind, plan.name,
+    throw RunError(fmt::format("stage {} was stopped by signal {}; rerun to resume it", plan.name,
                                WTERMSIG(st)));
   int code = WIFEXITED(st) ? WEXITSTATUS(st) : 1;
   if (code > 128)  // the shell reports a child killed by a signal as 128 + signal
-    throw RunError(fmt::format("{} {} was stopped by signal {}; rerun to resume it", opts.kind, plan.name,
+    throw RunError(fmt::format("stage {} was stopped by signal {}; rerun to resume it", plan.name,
                                code - 128));
   if (code == 2)
-    throw UserError(fmt::format("{} {} failed on bad input (exit 2; see its message above): fix it and rerun",
-                                opts.kind, plan.name));
+    throw UserError(fmt::format("stage {} failed on bad input (exit 2; see its message above): fix it and rerun",
+                                plan.name));
   if (code != 0)
-    throw RunError(fmt::format("{} {} failed (exit {}); rerun to resume it", opts.kind, plan.name, code));
+    throw RunError(fmt::format("stage {} failed (exit {}); rerun to resume it", plan.name, code));
   auto res = finished_results(plan);
   if (!res)
-    throw RunError(fmt::format("{} {}: bevt-run succeeded but {}/results.json is missing or from another "
+    throw RunError(fmt::format("stage {}: bevt-run succeeded but {}/results.json is missing or from another "
                                "experiment",
-                               opts.kind, plan.name, plan.work_dir));
+                               plan.name, plan.work_dir));
   out.results = *res;
   return out;
 }
 
-}  // namespace bevt::host::train
+}  // namespace bevt::host::orchestrate
