@@ -240,14 +240,14 @@ TEST(Experiment, EachModeNeedsItsComponents) {
   // finetune without data.train; test needs data.test or data.val; pretrain needs one set per stream.
   auto d = t::temp_dir("mode_needs");
   t::write_file(d / "ft.toml", "[run]\nmode = 'finetune'\n[model.backbone]\nplugin = 'toy'\n[model.heads.cls]\nplugin = 'i3d'\n");
-  std::string e = error_of([&] { bevt::host::Experiment::load((d / "ft.toml").string(), {}); });
+  std::string e = error_of([&] { bevt::host::check_mode_needs(bevt::host::Experiment::load((d / "ft.toml").string(), {})); });
   EXPECT_NE(e.find("run.mode = 'finetune' needs a [data.train] table"), std::string::npos) << e;
-  e = error_of([&] { bevt::host::Experiment::load((d / "ft.toml").string(), {"run.mode=test"}); });
+  e = error_of([&] { bevt::host::check_mode_needs(bevt::host::Experiment::load((d / "ft.toml").string(), {"run.mode=test"})); });
   EXPECT_NE(e.find("needs a [data.test] or [data.val] table"), std::string::npos) << e;
   t::write_file(d / "pt.toml",
                 "[run]\nmode = 'pretrain'\n[pretrain]\nstreams = ['video']\n[model.backbone]\nplugin = 'toy'\n"
                 "[tokenizer]\nplugin = 'vq'\n[model.heads.video]\nplugin = 'mim_video'\n[data.video]\nplugin = 's'\n");
-  e = error_of([&] { bevt::host::Experiment::load((d / "pt.toml").string(), {}); });
+  e = error_of([&] { bevt::host::check_mode_needs(bevt::host::Experiment::load((d / "pt.toml").string(), {})); });
   EXPECT_NE(e.find("needs a [masker.video] table"), std::string::npos) << e;
   e = error_of([&] { bevt::host::Experiment::load((d / "pt.toml").string(), {"run.mode=pretrian"}); });
   EXPECT_NE(e.find("did you mean 'pretrain'"), std::string::npos) << e;

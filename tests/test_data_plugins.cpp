@@ -383,7 +383,7 @@ size = 32
 clip_len = 8
 tokenizer_size = 16
 cache_dir = "{0}/cache"
-[model.masker]
+[masker.video]
 plugin = "tube_random"
 mask_ratio = 0.5
 )", d.string()));
@@ -396,7 +396,7 @@ mask_ratio = 0.5
   EXPECT_EQ(j["classes"].size(), 12u);
   EXPECT_TRUE(j["bad_files"].empty());
   EXPECT_TRUE(fs::exists(d / "out" / "sample_000.png"));
-  auto masked = test::run(fmt::format("{} {}/exp.toml --stream video --show 1 --check 0 --masker model.masker "
+  auto masked = test::run(fmt::format("{} {}/exp.toml --stream video --show 1 --check 0 --masker masker.video "
                                       "--mask-cell 2 8 8 --out {}/out_mask",
                                       test::bin("bevt-data"), d.string(), d.string()));
   ASSERT_EQ(masked.status, 0) << masked.output;

@@ -138,6 +138,7 @@ TEST(BevtRun, BadInputIsOneLineAndExitStatus2) {
   t::write_file(dir / "path.toml", "[model.backbone]\nplugin = '/tmp/libevil.so'\n");
   t::write_file(dir / "badkey.toml", "[run]\nmode = 'pretrain'\nsede = 1\n");
   t::write_file(dir / "badtoml.toml", "[run\nmode = 1\n");
+  t::write_file(dir / "needs.toml", "[run]\nmode = 'finetune'\n[model.backbone]\nplugin = 'toy_backbone'\n");
   std::string env = "BEVT_PLUGIN_PATH=" + t::test_plugins("good") + " ";
   struct Case {
     std::string args, expect;
@@ -146,6 +147,7 @@ TEST(BevtRun, BadInputIsOneLineAndExitStatus2) {
       {(dir / "path.toml").string() + " --dry-run", "looks like a path"},
       {(dir / "badkey.toml").string() + " --dry-run", "badkey.toml:3: unknown key 'sede'"},
       {(dir / "badtoml.toml").string() + " --dry-run", "badtoml.toml:1"},
+      {(dir / "needs.toml").string() + " --dry-run", "needs.toml:2: run.mode = 'finetune' needs a [model.heads.cls] table"},
       {(dir / "missing.toml").string(), "experiment file not found"},
       {"--help-plugin nope", "unknown plugin 'nope'"},
       {"--no-such-flag", "bevt-run: error:"},
@@ -163,7 +165,10 @@ TEST(BevtRun, BadInputIsOneLineAndExitStatus2) {
 TEST(BevtRun, DryRunPrintsResolvedConfigAndComponents) {
   auto dir = t::temp_dir("bevt_run_dry");
   t::write_file(dir / "base.toml", "[run]\nseed = 3\n[model.backbone]\nplugin = 'toy_backbone'\ndim = 2\n");
-  t::write_file(dir / "exp.toml", "base = ['base.toml']\n[model.backbone]\ndim = 5\n[masker]\nplugin = 'toy_masker'\n");
+  t::write_file(dir / "exp.toml", "base = ['base.toml']\n[run]\nmode = 'finetune'\n[model.backbone]\ndim = 5\n"
+                "[masker.video]\nplugin = 'toy_masker'\n[model.heads.cls]\nplugin = 'i3d'\n"
+                "[data.train]\nplugin = 'synthetic'\nstorage = 'memory'\nnum_videos = 4\nframes = 4\nsize = 16\n"
+                "clip_len = 4\ncrop_size = 16\n");
   auto res = t::run("BEVT_PLUGIN_PATH=" + t::test_plugins("good") + " " + t::bin("bevt-run") + " " +
                     (dir / "exp.toml").string() + " --dry-run --set run.seed=7 --set run.device=cpu");
   EXPECT_EQ(res.status, 0) << res.output;

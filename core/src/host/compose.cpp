@@ -12,6 +12,7 @@
 #include "bevt/masker.h"
 #include "bevt/strings.h"
 #include "bevt/tokenizer.h"
+#include "modes.h"
 
 namespace bevt::host {
 
@@ -49,6 +50,7 @@ Composition compose(const Registry& registry, const Experiment& exp, bool build)
     c.cfg.validate(c.plugin->info.keys);
     comp.components.push_back(std::move(c));
   }
+  check_mode_needs(exp);
   if (!build) return comp;
 
   std::stable_sort(comp.components.begin(), comp.components.end(), [](const Component& a, const Component& b) {

@@ -4,7 +4,10 @@
 
 #include "bevt/error.h"
 #include "bevt/strings.h"
+#include "config/experiment.h"
 #include "train/runners.h"
+
+#include <algorithm>
 
 namespace bevt::host {
 
@@ -45,6 +48,31 @@ const ModeSpec& find_mode(const std::string& name, const std::string& where) {
     if (m.name == name) return m;
   throw UserError(fmt::format("{}: run.mode '{}' is not one of {}{}", where, name, join(mode_names()),
                               did_you_mean(name, mode_names())));
+}
+
+void check_mode_needs(const Experiment& exp) {
+  const std::string where = exp.where("run.mode");
+  const ModeSpec& mode = find_mode(exp.run.mode, where);
+  auto present = [&](const std::string& path) {
+    return std::any_of(exp.components.begin(), exp.components.end(),
+                       [&](const ComponentTable& c) { return c.path == path; });
+  };
+  for (const auto& need : mode.needs) {
+    std::vector<std::string> expanded;
+    if (need.find("{stream}") == std::string::npos) expanded.push_back(need);
+    for (size_t i = 0; i < exp.pretrain.streams.size() && need.find("{stream}") != std::string::npos; ++i) {
+      std::string n = need;
+      n.replace(n.find("{stream}"), 8, exp.pretrain.streams[i]);
+      expanded.push_back(n);
+    }
+    for (const auto& alternatives : expanded) {
+      const std::vector<std::string> options = split(alternatives, '|');
+      if (std::none_of(options.begin(), options.end(), present))
+        throw UserError(fmt::format("{}: run.mode = '{}' needs a [{}] table (plugin = \"<name>\"; bevt-run "
+                                    "--list-plugins lists them)",
+                                    where, mode.name, join(options, "] or [")));
+    }
+  }
 }
 
 std::string modes_help() {

@@ -24,6 +24,12 @@ const std::vector<ModeSpec>& modes();
 std::vector<std::string> mode_names();
 // The row of `name`; UserError naming `where`, the modes and the nearest when there is none.
 const ModeSpec& find_mode(const std::string& name, const std::string& where);
+struct Experiment;
+// The component slots exp.run.mode needs are present ("a|b": one of them; "{stream}" per pretrain stream);
+// UserError naming the file, the mode and the missing table otherwise. compose() calls it once the plugins
+// are resolved, so an unknown plugin name is reported first.
+void check_mode_needs(const Experiment& exp);
+
 // The table as text for --help.
 std::string modes_help();
 

@@ -43,7 +43,7 @@ const LoadedPlugin& plugin_for_module(const Registry& reg, const std::string& mo
 
 struct RunOptions {
   torch::Device device = torch::kCPU;
-  train::Precision precision = train::Precision::Fp32;
+  Precision precision = Precision::Fp32;
 };
 
 TensorMap run_fixture(const Registry& reg, const std::string& dir, std::vector<std::string>& missing,
@@ -80,7 +80,7 @@ TensorMap run_fixture(const Registry& reg, const std::string& dir, std::vector<s
   train::AutocastGuard autocast(ro.precision, ro.device);
   switch (plugin.info.kind) {
     case Kind::Backbone: {
-      auto bb = std::static_pointer_cast<Backbone>(object);
+      auto bb = component_cast<Backbone>(object);
       bb->load_weights(weights, lo);
       bb->to(ro.device);
       bb->eval();
@@ -99,7 +99,7 @@ TensorMap run_fixture(const Registry& reg, const std::string& dir, std::vector<s
         head_cfg.validate(p.info.keys, {});
         BuildContext hctx;
         hctx.backbone = bb->spec();
-        auto head = std::static_pointer_cast<Head>(p.info.factory(head_cfg, hctx));
+        auto head = component_cast<Head>(p.info.factory(head_cfg, hctx));
         LoadOptions hl = lo;
         hl.strict = false;  // the fixture's weights hold the backbone's tensors too
         LoadReport rep = head->load_weights(weights, hl);
@@ -113,7 +113,7 @@ TensorMap run_fixture(const Registry& reg, const std::string& dir, std::vector<s
       break;
     }
     case Kind::Tokenizer: {
-      auto tok = std::static_pointer_cast<Tokenizer>(object);
+      auto tok = component_cast<Tokenizer>(object);
       tok->load_weights(weights, lo);
       tok->to(ro.device);
       tok->eval();
@@ -180,7 +180,7 @@ int main(int argc, char** argv) {
     }
     if (ro.device.is_cuda() && !torch::cuda::is_available())
       throw UserError(fmt::format("--device {}: this machine has no CUDA device", device));
-    ro.precision = train::parse_precision(precision, ro.device.str(), "--precision");
+    ro.precision = parse_precision(precision, ro.device.str(), "--precision");
     std::vector<std::string> missing;
     TensorMap out = run_fixture(reg, fixture, missing, ro);
     nlohmann::json report{{"fixture", fixture}, {"device", device}, {"precision", precision}, {"rtol", rtol}};

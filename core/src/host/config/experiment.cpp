@@ -7,7 +7,7 @@
 #include "bevt/error.h"
 #include "bevt/strings.h"
 #include "experiment_file.h"
-#include "host/modes.h"
+#include "host/modes.h"  // the valid run.mode values
 
 namespace bevt::host {
 
@@ -35,34 +35,6 @@ void collect_strings(const Config& t, const std::string& prefix, std::vector<std
   }
 }
 
-bool has_path(const std::vector<ComponentTable>& comps, const std::string& path) {
-  return std::any_of(comps.begin(), comps.end(), [&](const ComponentTable& c) { return c.path == path; });
-}
-
-// The component slots the mode needs ("a|b" = one of them, "{stream}" per pretrain stream), or UserError.
-void check_needs(const Experiment& e, const ModeSpec& mode, const std::string& where) {
-  for (const auto& need : mode.needs) {
-    std::vector<std::string> expanded;
-    if (need.find("{stream}") != std::string::npos) {
-      for (const auto& s : e.pretrain.streams) {
-        std::string n = need;
-        n.replace(n.find("{stream}"), 8, s);
-        expanded.push_back(n);
-      }
-    } else {
-      expanded.push_back(need);
-    }
-    for (const auto& alternatives : expanded) {
-      std::vector<std::string> options = split(alternatives, '|');
-      bool ok = std::any_of(options.begin(), options.end(), [&](const std::string& o) { return has_path(e.components, o); });
-      if (!ok)
-        throw UserError(fmt::format("{}: run.mode = '{}' needs a [{}] table (plugin = \"<name>\"; bevt-run "
-                                    "--list-plugins lists them)",
-                                    where, mode.name, join(options, "] or [")));
-    }
-  }
-}
-
 }  // namespace
 
 Experiment Experiment::load(const std::string& file, const std::vector<std::string>& overrides) {
@@ -81,7 +53,6 @@ Experiment Experiment::load(const std::string& file, const std::vector<std::stri
   e.init = parse_init(table(root, "init"));
   e.dist = parse_dist(table(root, "dist"));
   e.components = find_components(root);
-  check_needs(e, find_mode(e.run.mode, e.where("run.mode")), e.where("run.mode"));
   collect_strings(root, "", e.weight_candidates);
   return e;
 }
@@ -97,8 +68,9 @@ std::string Experiment::where(const std::string& dotted) const {
     }
     key = dotted.substr(dot + 1);
   }
-  if (!t.has(key)) return t.where();
-  return t.type_of(key) == ValueType::Table ? t.get_table(key).where() : t.where(key);
+  const std::string w = !t.has(key) ? t.where()
+                        : t.type_of(key) == ValueType::Table ? t.get_table(key).where() : t.where(key);
+  return w.rfind("<default>", 0) == 0 ? file : w;  // a default the user did not write: name the file
 }
 
 }  // namespace bevt::host

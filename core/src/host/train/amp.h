@@ -14,6 +14,11 @@
 
 namespace bevt::host::train {
 
+// run.precision is parsed by the config layer (host/config/sections.h).
+using host::Precision;
+using host::parse_precision;
+using host::precision_name;
+
 // Autocast on `device`'s type for the lifetime of the guard (nothing for Fp32); restores the previous state.
 class AutocastGuard {
  public:
