@@ -14,7 +14,7 @@ source scripts/torch_env.sh  # BEVT_TORCH_VERSION, BEVT_VENV
 
 packages=(
   build-essential cmake ninja-build ccache pkg-config git clang
-  libgloo-dev
+  libgloo-dev libxxhash-dev
   libtomlplusplus-dev libboost-dev libcli11-dev nlohmann-json3-dev
   libopencv-dev libavformat-dev libavcodec-dev libswscale-dev libavutil-dev ffmpeg
   libgtest-dev

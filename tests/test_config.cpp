@@ -2,6 +2,7 @@
 #include <gtest/gtest.h>
 
 #include "bevt/config.h"
+#include "bevt/digest.h"
 #include "bevt/error.h"
 #include "bevt/strings.h"
 #include "host/compose.h"
@@ -267,4 +268,23 @@ TEST(Modes, OneTableForValidationDispatchAndHelp) {
     }
   }
   EXPECT_EQ(bevt::host::mode_names(), (std::vector<std::string>{"pretrain", "finetune", "test", "probe", "tokenizer"}));
+}
+
+// Digests persisted in checkpoints, results and caches, and the seeds of per-sample draws, are pinned: a
+// compiler, standard library or xxHash upgrade that changed them would fail here, not silently in a resume.
+TEST(Digest, StableValuesArePinned) {
+  EXPECT_EQ(bevt::digest_hex(""), "2d06800538d394c2");  // XXH3-64 of no bytes (xxHash's reference value)
+  EXPECT_EQ(bevt::digest_hex("bevt"), "69a5be2433c182e6");
+  bevt::Digest d;
+  d.update("be", 2);
+  d.update("vt", 2);
+  EXPECT_EQ(d.hex(), bevt::digest_hex("bevt"));
+  // The mask seeds: the values std::hash<std::string> gave under libstdc++ (so masks are unchanged).
+  EXPECT_EQ(bevt::murmur64("mask/video"), 0x1f4e9ea082a9ace8ull);
+  EXPECT_EQ(bevt::murmur64("mask/image"), 0x7cfe946b1af7c747ull);
+  EXPECT_EQ(bevt::murmur64("probe/shuffle"), 0xbf401a1312b0af36ull);
+  EXPECT_EQ(bevt::murmur64("0123456789abcdefg"), 0x1e959b991607e7f0ull);
+  Config c = Config::from_toml("[run]\nseed = 3\nmax_steps = 10\n[optim]\nlr = 0.001\n", "exp.toml");
+  EXPECT_EQ(bevt::host::experiment_hash(c), "6391d7458d8bfe1f");
+  EXPECT_EQ(bevt::host::experiment_hash(c, true), "d55186e3d9ab420e");
 }

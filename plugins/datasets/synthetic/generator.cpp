@@ -12,6 +12,8 @@
 #include <fmt/format.h>
 #include <opencv2/imgproc.hpp>
 
+#include "bevt/digest.h"
+
 #include "bevt/error.h"
 #include "bevt/log.h"
 
@@ -195,12 +197,7 @@ std::string synthetic_hash(const SyntheticSpec& s) {
   std::string key = fmt::format("synthetic-v1|{}|{}|{:.6f}|{:.6f}|{}|{}|{}|{}|{}|{}", s.render.frames, s.render.size,
                                 s.render.speed, s.render.noise, s.num_samples, s.seed, s.split, s.video, s.codec, s.gop);
   for (const auto& c : s.classes) key += "|" + c;
-  uint64_t h = 1469598103934665603ULL;  // FNV-1a
-  for (unsigned char ch : key) {
-    h ^= ch;
-    h *= 1099511628211ULL;
-  }
-  return fmt::format("{:016x}", h);
+  return digest_hex(key);
 }
 
 namespace {

@@ -7,6 +7,7 @@
 #include <sstream>
 
 #include "../../sdk/config_impl.h"
+#include "bevt/digest.h"
 #include "bevt/error.h"
 
 namespace fs = std::filesystem;
@@ -120,10 +121,7 @@ std::string experiment_hash(const Config& root, bool with_length) {
     if (!with_length)
       for (const char* k : {"max_steps", "epochs"}) run.erase(k);
   }
-  // FNV-1a 64: stable across runs and builds (std::hash need not be).
-  uint64_t h = 1469598103934665603ull;
-  for (unsigned char ch : c.to_toml()) h = (h ^ ch) * 1099511628211ull;
-  return fmt::format("{:016x}", h);
+  return digest_hex(c.to_toml());
 }
 
 }  // namespace bevt::host

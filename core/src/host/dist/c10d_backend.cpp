@@ -26,6 +26,7 @@
 #include <mutex>
 #include <thread>
 
+#include "bevt/digest.h"
 #include "bevt/error.h"
 #include "bevt/grad_checkpoint.h"
 #include "bevt/log.h"
@@ -221,12 +222,6 @@ void blocking(const std::string& op, Launch&& launch) {
   }
 }
 
-// FNV-1a 64 of the resolved experiment: equal on every rank that runs the same experiment with the same options.
-std::string fnv_hex(const std::string& text) {
-  uint64_t h = 1469598103934665603ull;
-  for (unsigned char ch : text) h = (h ^ ch) * 1099511628211ull;
-  return fmt::format("{:016x}", h);
-}
 
 }  // namespace
 
@@ -304,7 +299,7 @@ void init(const LaunchEnv& env, const Settings& s, const std::string& device, co
   w->store = base;
 
   // Every rank announces itself with its experiment hash; all must arrive within the timeout and agree.
-  const std::string me = fmt::format("{} {}", env.world_size, fnv_hex(experiment));
+  const std::string me = fmt::format("{} {}", env.world_size, digest_hex(experiment));
   auto t0 = Clock::now();
   try {
     w->store->set(joined_key(env.rank), bytes(me));

@@ -4,10 +4,9 @@
 
 #include <filesystem>
 #include <fstream>
-#include <functional>
 #include <set>
-#include <string_view>
 
+#include "bevt/digest.h"
 #include "checkpoint.h"
 
 namespace fs = std::filesystem;
@@ -34,17 +33,14 @@ std::string weights_file(const std::string& value) {
 std::string file_digest(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   std::string buf(4 << 20, '\0');
-  uint64_t h = 1469598103934665603ull;
-  uint64_t size = 0;
+  Digest d;
   while (in) {
     in.read(buf.data(), static_cast<std::streamsize>(buf.size()));
     const auto n = static_cast<size_t>(in.gcount());
     if (n == 0) break;
-    size += n;
-    h ^= std::hash<std::string_view>{}(std::string_view(buf.data(), n)) + 0x9e3779b97f4a7c15ull + (h << 6) + (h >> 2);
+    d.update(buf.data(), n);
   }
-  h ^= size * 0x100000001b3ull;
-  return fmt::format("{:016x}", h);
+  return d.hex();
 }
 
 }  // namespace
