@@ -3,7 +3,7 @@
 
 #include <iostream>
 
-#include "bench_util.h"
+#include "bench_harness.h"
 #include "bevt/error.h"
 #include "bevt/tokenizer.h"
 #include "host/registry.h"

@@ -11,7 +11,7 @@
 #include <filesystem>
 #include <fstream>
 
-#include "bench_util.h"
+#include "bench_harness.h"
 #include "bevt/data/media_dataset.h"
 #include "bevt/data/samplers.h"
 #include "bevt/data/transforms.h"

@@ -10,7 +10,7 @@
 #include <filesystem>
 #include <fstream>
 
-#include "bench_util.h"
+#include "bench_harness.h"
 
 namespace fs = std::filesystem;
 

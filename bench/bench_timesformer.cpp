@@ -4,7 +4,7 @@
 
 #include <iostream>
 
-#include "bench_util.h"
+#include "bench_harness.h"
 #include "bevt/backbone.h"
 #include "bevt/error.h"
 #include "host/registry.h"

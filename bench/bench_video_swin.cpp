@@ -16,7 +16,7 @@
 #include <iostream>
 #include <nlohmann/json.hpp>
 
-#include "bench_util.h"
+#include "bench_harness.h"
 #include "bevt/backbone.h"
 #include "host/registry.h"
 #include "host/train/amp.h"

@@ -17,8 +17,8 @@
 #include "host/compose.h"
 #include "host/config/experiment.h"
 #include "host/orchestrate/runner.h"
-#include "test_util.h"
-#include "test_video_swin_util.h"
+#include "test_sandbox.h"
+#include "swin_registry.h"
 
 namespace t = bevt::test;
 using t::read_text;

@@ -11,7 +11,7 @@
 #include "host/config/experiment_file.h"
 #include "host/config/sections.h"
 #include "host/modes.h"
-#include "test_util.h"
+#include "test_sandbox.h"
 
 using bevt::Config;
 using bevt::UserError;

@@ -13,7 +13,7 @@
 #include <nlohmann/json.hpp>
 
 #include "bevt/safetensors.h"
-#include "test_util.h"
+#include "test_sandbox.h"
 
 namespace t = bevt::test;
 using t::read_text;

@@ -11,7 +11,7 @@
 #include "bevt/state_dict.h"
 #include "bevt/tokenizer.h"
 #include "host/registry.h"
-#include "test_util.h"
+#include "test_sandbox.h"
 
 namespace {
 

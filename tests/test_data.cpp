@@ -17,8 +17,8 @@
 #include "bevt/data/video_io.h"
 #include "bevt/error.h"
 #include "synthetic/generator.h"
-#include "test_data_util.h"
-#include "test_util.h"
+#include "test_videos.h"
+#include "test_sandbox.h"
 
 namespace fs = std::filesystem;
 using namespace bevt;

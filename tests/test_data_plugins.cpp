@@ -14,8 +14,8 @@
 #include "bevt/error.h"
 #include "host/data/loader.h"
 #include "host/registry.h"
-#include "test_data_util.h"
-#include "test_util.h"
+#include "test_videos.h"
+#include "test_sandbox.h"
 
 namespace fs = std::filesystem;
 using namespace bevt;

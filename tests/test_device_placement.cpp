@@ -15,7 +15,7 @@
 #include "host/train/model.h"
 #include "host/train/optim.h"
 #include "meta_device.h"
-#include "test_video_swin_util.h"
+#include "swin_registry.h"
 
 namespace tr = bevt::host::train;
 

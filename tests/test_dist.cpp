@@ -21,7 +21,7 @@
 #include "host/dist/data_parallel.h"
 #include "host/dist/dist.h"
 #include "host/dist/launcher.h"
-#include "test_util.h"
+#include "test_sandbox.h"
 
 namespace t = bevt::test;
 namespace fs = std::filesystem;

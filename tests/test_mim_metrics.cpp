@@ -2,7 +2,7 @@
 #include <gtest/gtest.h>
 
 #include "host/train/mim_metrics.h"
-#include "test_util.h"
+#include "test_sandbox.h"
 
 using bevt::host::train::copy_baseline_accuracy;
 using bevt::host::train::masked_token_terms;

@@ -12,7 +12,7 @@
 #include "host/train/amp.h"
 #include "host/train/ema.h"
 #include "host/train/optim.h"
-#include "test_video_swin_util.h"
+#include "swin_registry.h"
 
 namespace tr = bevt::host::train;
 

@@ -12,7 +12,7 @@
 #include <thread>
 
 #include "bevt/safetensors.h"
-#include "test_run_util.h"
+#include "run_outputs.h"
 
 namespace t = bevt::test;
 using t::bevt_run;

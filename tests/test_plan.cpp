@@ -8,7 +8,7 @@
 
 #include "host/orchestrate/plan.h"
 #include "host/orchestrate/runner.h"
-#include "test_util.h"
+#include "test_sandbox.h"
 
 namespace t = bevt::test;
 namespace fs = std::filesystem;

@@ -6,7 +6,7 @@
 #include "bevt/error.h"
 #include "bevt/masker.h"
 #include "host/registry.h"
-#include "test_util.h"
+#include "test_sandbox.h"
 
 using bevt::Config;
 using bevt::Kind;

@@ -3,7 +3,7 @@
 
 #include "bevt/error.h"
 #include "bevt/safetensors.h"
-#include "test_util.h"
+#include "test_sandbox.h"
 
 namespace t = bevt::test;
 using bevt::UserError;

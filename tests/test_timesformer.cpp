@@ -12,7 +12,7 @@
 #include "bevt/safetensors.h"
 #include "bevt/state_dict.h"
 #include "host/registry.h"
-#include "test_util.h"
+#include "test_sandbox.h"
 
 namespace {
 

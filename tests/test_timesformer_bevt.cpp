@@ -13,7 +13,7 @@
 #include "host/config/experiment_file.h"
 #include "host/orchestrate/plan.h"
 #include "host/registry.h"
-#include "test_util.h"
+#include "test_sandbox.h"
 
 namespace t = bevt::test;
 using t::read_text;

@@ -10,7 +10,7 @@
 
 #include "bevt/safetensors.h"
 #include "host/train/optim.h"
-#include "test_run_util.h"
+#include "run_outputs.h"
 
 namespace t = bevt::test;
 using t::bevt_run;

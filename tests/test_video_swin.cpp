@@ -2,7 +2,7 @@
 // padding with a temporal shift, other windows, the mask token, the standard-Swin image mode, gradient
 // checkpointing, and one-line errors for bad input.
 #include "bevt/error.h"
-#include "test_video_swin_util.h"
+#include "swin_registry.h"
 
 using namespace swin_test;
 

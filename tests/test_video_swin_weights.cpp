@@ -5,8 +5,8 @@
 #include <sstream>
 
 #include "bevt/error.h"
-#include "test_util.h"
-#include "test_video_swin_util.h"
+#include "test_sandbox.h"
+#include "swin_registry.h"
 
 using namespace swin_test;
 

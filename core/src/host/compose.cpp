@@ -46,7 +46,7 @@ Composition compose(const Registry& registry, const Experiment& exp, bool build)
   Composition comp;
   for (const auto& t : exp.components) {
     Component c{t.path, t.cfg, t.kind, nullptr, AnyComponent{}, false};
-    c.plugin = &registry.find(c.cfg.get_string("plugin"), c.kind, c.cfg.where("plugin"));
+    c.plugin = &registry.find(t.plugin, c.kind, c.cfg.where("plugin"));
     c.cfg.validate(c.plugin->info.keys);
     comp.components.push_back(std::move(c));
   }

@@ -83,7 +83,7 @@ std::string modes_help() {
     for (const auto& t : m.tables) out += " [" + t + "]";
     out += fmt::format("\n  {:<10}   components: {}\n", "", join(m.needs));
   }
-  out += "A file with a [plan] table runs its stages in order (docs/pipelines.md).\n";
+  out += "A file with a [plan] table runs its stages in order (docs/plans.md).\n";
   return out;
 }
 

@@ -168,6 +168,7 @@ int main(int argc, char** argv) {
     ctx.cache_dir = (fs::path(run.work_dir).parent_path() / ".cache").string();
     auto dataset = registry.build_as<Dataset>(cfg.where(), cfg, ctx);
     std::vector<double> mean = {123.675, 116.28, 103.53}, stdv = {58.395, 57.12, 57.375};
+    // The dataset's own normalisation keys, to undo it for the contact sheets.
     if (cfg.has("mean")) mean = cfg.get_float_list("mean");
     if (cfg.has("std")) stdv = cfg.get_float_list("std");
 
@@ -220,7 +221,7 @@ int main(int argc, char** argv) {
     for (const auto& f : loader.bad_files()) bad.push_back(f);
     nlohmann::json summary = {{"experiment", experiment},
                               {"stream", stream},
-                              {"plugin", cfg.get_string("plugin")},
+                              {"plugin", data_table->plugin},
                               {"samples", n},
                               {"is_video", dataset->is_video()},
                               {"classes", classes},

@@ -1,6 +1,6 @@
 // Image decoder. fpn (hierarchical backbone): fpn.0 = ConvTranspose2d(8C,8C,k2,s2) on stage4, concat
 // [stage3, up] on channels, lm_down Linear(12C,8C), the backbone's final norm -> [B, H3*W3, 8C] (or logits).
-// tokens (one-scale backbone): the output tokens [B, C, H, W] -> [B, H*W, C] (or logits), see mim_common.h.
+// tokens (one-scale backbone): the output tokens [B, C, H, W] -> [B, H*W, C] (or logits), see mim_shared_decoder.h.
 #include "mim_image.h"
 
 #include <fmt/format.h>

@@ -1,5 +1,5 @@
 #pragma once
-#include "mim_common.h"
+#include "mim_shared_decoder.h"
 
 namespace bevt::mim {
 

@@ -2,7 +2,7 @@
 // [stage3, up], lm_down_st.0 Linear(12C,8C), fpn_t.0 = ConvTranspose3d k=s=(2,1,1), the backbone's final norm
 // -> [B, 2T*H3*W3, 8C] in (t, h, w) token order (or logits).
 // tokens (one-scale backbone without temporal downsampling): the output tokens [B, C, T, H, W] ->
-// [B, T*H*W, C] in (t, h, w) order (or logits): one prediction per frame, see mim_common.h.
+// [B, T*H*W, C] in (t, h, w) order (or logits): one prediction per frame, see mim_shared_decoder.h.
 #include "mim_video.h"
 
 #include <fmt/format.h>

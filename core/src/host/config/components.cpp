@@ -72,7 +72,7 @@ void add_component(const Config& sub, std::vector<ComponentTable>& out) {
     throw UserError(fmt::format("{}: [{}] is not a component slot{} (slots: {})", sub.where(), sub.path(),
                                 hint.empty() ? "" : fmt::format(", did you mean [{}]?", hint), join(slot_names())));
   }
-  out.push_back({sub.path(), sub, slot->kind});
+  out.push_back({sub.path(), sub.get_string("plugin"), sub, slot->kind});
 }
 
 void walk(const Config& t, std::vector<ComponentTable>& out) {

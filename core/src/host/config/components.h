@@ -24,8 +24,9 @@ const std::vector<SlotSpec>& component_slots();
 const SlotSpec* find_slot(const std::string& path);
 
 struct ComponentTable {
-  std::string path;  // dotted table path ("model.backbone")
-  Config cfg;        // the table as written (the plugin validates and reads it)
+  std::string path;    // dotted table path ("model.backbone")
+  std::string plugin;  // its plugin's name
+  Config cfg;          // the table as written (the plugin validates and reads it)
   Kind kind;         // what the slot takes
 };
 

@@ -1,4 +1,4 @@
-#include "mim_common.h"
+#include "mim_shared_decoder.h"
 
 #include <fmt/format.h>
 

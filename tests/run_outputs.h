@@ -8,7 +8,7 @@
 #include <vector>
 
 #include "bevt/safetensors.h"
-#include "test_util.h"
+#include "test_sandbox.h"
 
 namespace bevt::test {
 
