@@ -41,6 +41,7 @@ Experiment Experiment::load(const std::string& file, const std::vector<std::stri
   Experiment e;
   e.file = file;
   e.tree_ = load_experiment(file, overrides);
+  e.hashed_text = host::hashed_text(e.tree_);
   e.config_hash = experiment_hash(e.tree_);
   e.run_hash = experiment_hash(e.tree_, true);
   Config& root = e.tree_;

@@ -16,7 +16,8 @@ namespace bevt::host {
 struct Experiment {
   std::string file;          // the experiment file as given
   std::string config_hash;   // experiment_hash as written: checkpoints carry it (resume refuses another)
-  std::string run_hash;      // the same with the run length: results.json (pipelines and suites compare it)
+  std::string run_hash;      // the same with the run length: results.json (plans compare it)
+  std::string hashed_text;   // what config_hash digests (checkpoints keep it to name a changed key)
 
   RunSettings run;
   OptimSettings optim;

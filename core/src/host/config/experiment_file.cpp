@@ -4,6 +4,8 @@
 
 #include <filesystem>
 #include <fstream>
+#include <map>
+#include <set>
 #include <sstream>
 
 #include "../../sdk/config_impl.h"
@@ -113,15 +115,61 @@ Config load_experiment(const std::string& path, const std::vector<std::string>& 
   return cfg;
 }
 
-std::string experiment_hash(const Config& root, bool with_length) {
+std::string hashed_text(const Config& root, bool with_length) {
   Config c = root.deep_copy();
+  auto drop = [&c](const char* table, std::initializer_list<const char*> keys) {
+    if (!c.has(table) || c.type_of(table) != ValueType::Table) return;
+    Config t = c.get_table(table);
+    for (const char* k : keys) t.erase(k);
+  };
+  drop("run", {"work_dir", "log_every", "ckpt_every", "keep_last", "threads"});
+  if (!with_length) drop("run", {"max_steps", "epochs"});
+  drop("loader", {"workers", "prefetch"});
+  drop("dist", {"timeout", "bucket_mb", "overlap"});
+  drop("finetune", {"eval_every"});
   if (c.has("run") && c.type_of("run") == ValueType::Table) {
     Config run = c.get_table("run");
-    for (const char* k : {"work_dir", "log_every", "ckpt_every", "keep_last", "threads"}) run.erase(k);
-    if (!with_length)
-      for (const char* k : {"max_steps", "epochs"}) run.erase(k);
+    if (run.has("device") && run.type_of("device") == ValueType::String &&
+        run.get_string("device").rfind("cuda:", 0) == 0)
+      run.set_toml("device", "'cuda'", "<hash>");
   }
-  return digest_hex(c.to_toml());
+  return c.to_toml();
+}
+
+std::string experiment_hash(const Config& root, bool with_length) { return digest_hex(hashed_text(root, with_length)); }
+
+namespace {
+void flatten(const toml::table& t, const std::string& prefix, std::map<std::string, std::string>& out) {
+  for (const auto& [k, v] : t) {
+    const std::string key = prefix.empty() ? std::string(k.str()) : prefix + "." + std::string(k.str());
+    if (const auto* sub = v.as_table()) {
+      flatten(*sub, key, out);
+      continue;
+    }
+    std::ostringstream os;
+    v.visit([&os](const auto& n) { os << n; });
+    out[key] = os.str();
+  }
+}
+}  // namespace
+
+std::vector<std::string> changed_keys(const std::string& toml_a, const std::string& toml_b) {
+  std::map<std::string, std::string> a, b;
+  try {
+    flatten(toml::parse(toml_a), "", a);
+    flatten(toml::parse(toml_b), "", b);
+  } catch (const toml::parse_error&) {
+    return {};
+  }
+  std::set<std::string> keys;
+  for (const auto& [k, v] : a) keys.insert(k);
+  for (const auto& [k, v] : b) keys.insert(k);
+  std::vector<std::string> out;
+  for (const auto& k : keys) {
+    auto ia = a.find(k), ib = b.find(k);
+    if (ia == a.end() || ib == b.end() || ia->second != ib->second) out.push_back(k);
+  }
+  return out;
 }
 
 }  // namespace bevt::host

@@ -13,12 +13,19 @@ namespace bevt::host {
 // Loads `path` with its bases and applies `overrides` ("dotted.key=value", value a TOML literal or a bare word).
 Config load_experiment(const std::string& path, const std::vector<std::string>& overrides);
 
-// A stable hash of an experiment as written (bases merged, overrides applied, before defaults are filled in),
-// without the keys that do not change what a step computes (run.max_steps, epochs, work_dir, logging,
-// checkpoint cadence, threads). Checkpoints carry it: resume refuses a changed experiment but may run longer.
-// With `with_length` the run length (max_steps, epochs) counts too: results.json carries that one as
-// "run_hash", and a pipeline or suite skips a stage only when its finished results match it, so a longer
-// schedule is run again rather than skipped.
+// What a checkpoint's compatibility rests on: the experiment as written (bases merged, overrides applied,
+// before defaults are filled in) without the keys that cannot change the numbers a step computes: the run
+// length (run.max_steps, run.epochs: a resumed run may go longer), where and how often it writes
+// (run.work_dir, log_every, ckpt_every, keep_last), performance settings (run.threads, loader.workers,
+// loader.prefetch, the dist timeout, bucket size and overlap), the evaluation interval (finetune.eval_every)
+// and the GPU index (run.device cuda:N counts as cuda). As TOML text with sorted keys. With `with_length` the
+// run length counts too (results.json's "run_hash": a plan reruns a stage whose schedule grew).
+std::string hashed_text(const Config& root, bool with_length = false);
+
+// Stable digest of hashed_text: checkpoints carry it (resume refuses another), results.json its run-length one.
 std::string experiment_hash(const Config& root, bool with_length = false);
+
+// The dotted keys whose values differ between two hashed_text()s (present in one only counts), sorted.
+std::vector<std::string> changed_keys(const std::string& toml_a, const std::string& toml_b);
 
 }  // namespace bevt::host

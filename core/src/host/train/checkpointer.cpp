@@ -4,7 +4,9 @@
 
 #include "bevt/error.h"
 #include "bevt/log.h"
+#include "bevt/strings.h"
 #include "checkpoint.h"
+#include "host/config/experiment_file.h"
 #include "host/dist/data_parallel.h"
 #include "host/dist/dist.h"
 
@@ -25,10 +27,14 @@ int64_t Checkpointer::start(BestSoFar& best) {
       log_warn("--resume: no checkpoint in {}/checkpoints; starting from scratch", work_dir);
     } else {
       Checkpoint ck = load_checkpoint(*last);
-      if (ck.trainer.value("config_hash", "") != hash)
-        throw UserError(fmt::format("{}: the experiment changed since this checkpoint (config hash {} vs {}); "
-                                    "resume with the same config or use another run.work_dir",
-                                    *last, ck.trainer.value("config_hash", "?"), hash));
+      if (ck.trainer.value("config_hash", "") != hash) {
+        const auto keys = changed_keys(ck.trainer.value("experiment", ""), ctx_.exp.hashed_text);
+        throw UserError(fmt::format("{}: the experiment changed since this checkpoint ({}); resume with the same "
+                                    "recipe or use another run.work_dir (performance and logging settings may change)",
+                                    *last, keys.empty() ? fmt::format("config hash {} vs {}",
+                                                                      ck.trainer.value("config_hash", "?"), hash)
+                                                        : "changed: " + join(keys)));
+      }
       if (extra_.restore) extra_.restore(ck.model, ck.optim, *last);
       model_.load_state(ck.model, *last + "/model.safetensors");
       opt_.load_state(ck.optim);
@@ -70,7 +76,10 @@ void Checkpointer::save(int64_t step, const BestSoFar& best) {
   TensorMap model_state = model_.state();
   if (extra_.save) extra_.save(model_state, optim_state);
   if (!dist::is_main()) return;
-  nlohmann::json trainer{{"step", step}, {"config_hash", ctx_.exp.config_hash}, {"world_size", dist::world_size()}};
+  nlohmann::json trainer{{"step", step},
+                         {"config_hash", ctx_.exp.config_hash},
+                         {"experiment", ctx_.exp.hashed_text},
+                         {"world_size", dist::world_size()}};
   if (best.step > 0) trainer["best"] = {{"value", best.value}, {"step", best.step}};
   for (auto* s : streams_) trainer["loaders"][s->name] = {{"epoch", s->epoch}, {"batch", s->batch}};
   // The whole model state with the averaged parameters in place of the live ones.
