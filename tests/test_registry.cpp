@@ -162,6 +162,30 @@ TEST(BevtRun, BadInputIsOneLineAndExitStatus2) {
   }
 }
 
+TEST(BevtRun, MmactionFlagsAreOverrides) {
+  auto dir = t::temp_dir("bevt_run_flags");
+  t::write_file(dir / "exp.toml", "[run]\nmode = 'finetune'\ndevice = 'cpu'\n[model.backbone]\nplugin = 'toy_backbone'\n"
+                                  "[model.heads.cls]\nplugin = 'i3d'\n[data.train]\nplugin = 'synthetic'\n"
+                                  "storage = 'memory'\nnum_videos = 4\nframes = 4\nsize = 16\nclip_len = 4\ncrop_size = 16\n");
+  const std::string run = "BEVT_PLUGIN_PATH=" + t::test_plugins("good") + " " + t::bin("bevt-run") + " " +
+                          (dir / "exp.toml").string();
+  auto res = t::run(run + " --dry-run --work-dir " + (dir / "wd").string() +
+                    " --seed 4 --amp --cfg-options optim.lr=0.25 loader.batch_size=3");
+  ASSERT_EQ(res.status, 0) << res.output;
+  EXPECT_NE(res.output.find("work_dir = '" + (dir / "wd").string() + "'"), std::string::npos) << res.output;
+  EXPECT_NE(res.output.find("seed = 4"), std::string::npos) << res.output;
+  EXPECT_NE(res.output.find("precision = 'bf16'"), std::string::npos) << res.output;  // --amp on the CPU
+  EXPECT_NE(res.output.find("lr = 0.25"), std::string::npos) << res.output;
+  EXPECT_NE(res.output.find("batch_size = 3"), std::string::npos) << res.output;
+  // A launcher whose environment is absent is bad input; --help shows the group and an example.
+  res = t::run("env -u RANK -u WORLD_SIZE " + run + " --dry-run --launcher pytorch");
+  EXPECT_EQ(res.status, 2) << res.output;
+  EXPECT_NE(res.output.find("--launcher pytorch: RANK and WORLD_SIZE are not set"), std::string::npos) << res.output;
+  res = t::run(t::bin("bevt-run") + " --help");
+  for (const char* flag : {"--work-dir", "--resume", "--amp", "--cfg-options", "--seed", "--launcher", "Example:"})
+    EXPECT_NE(res.output.find(flag), std::string::npos) << flag;
+}
+
 TEST(BevtRun, DryRunPrintsResolvedConfigAndComponents) {
   auto dir = t::temp_dir("bevt_run_dry");
   t::write_file(dir / "base.toml", "[run]\nseed = 3\n[model.backbone]\nplugin = 'toy_backbone'\ndim = 2\n");

@@ -134,6 +134,22 @@ TEST(Trainer, KilledRunResumesBitIdentical) {
   EXPECT_FALSE(fs::exists(d / "b" / "checkpoints" / "step_6.tmp"));
 }
 
+TEST(Trainer, ResumeFromAGivenCheckpoint) {
+  // --resume PATH (mmengine's spelling): another work_dir's step_4 continues here, bit-exact with that run.
+  auto d = t::temp_dir("trainer_resume_path");
+  t::write_file(d / "a.toml", pretrain_toml(d / "a", 6));
+  t::write_file(d / "b.toml", pretrain_toml(d / "b", 6));
+  ASSERT_EQ(bevt_run(d / "a.toml").status, 0);
+  auto r = bevt_run(d / "b.toml", "--resume " + (d / "a" / "checkpoints" / "step_4").string());
+  ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_NE(r.output.find("step_4 at step 4"), std::string::npos) << r.output;
+  EXPECT_TRUE(same_tensors(d / "a" / "checkpoints" / "step_6" / "model.safetensors",
+                           d / "b" / "checkpoints" / "step_6" / "model.safetensors"));
+  r = bevt_run(d / "b.toml", "--resume " + (d / "nowhere").string());
+  EXPECT_EQ(r.status, 2) << r.output;
+  EXPECT_NE(r.output.find("neither a checkpoint folder"), std::string::npos) << r.output;
+}
+
 TEST(Trainer, ResumeWithoutThePointerTakesTheNewestWholeCheckpoint) {
   // A kill between a checkpoint's rename and the first write of checkpoints/last leaves no pointer, and a
   // kill while step_6 is written leaves step_6.tmp: resume must continue from step_4, not from scratch.

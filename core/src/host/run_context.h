@@ -15,6 +15,7 @@ struct RunContext {
   Composition& composition;
   const Registry& registry;
   bool resume = false;
+  std::string resume_from;  // --resume PATH: a checkpoint folder or a work_dir ("": this run's work_dir)
   nlohmann::json inputs = nlohmann::json::object();  // weight files read, with digests (train/inputs.h)
 };
 

@@ -21,6 +21,7 @@
 #include "../host/run_context.h"
 #include "../host/train/checkpoint.h"
 #include "../host/train/inputs.h"
+#include "bevt_run_flags.h"
 #include "bevt/atomic_file.h"
 #include "bevt/error.h"
 #include "bevt/log.h"
@@ -43,7 +44,9 @@ int main(int argc, char** argv) {
   CLI::App app{"bevt-run: BERT-style pre-training of video transformers, composed from plugins"};
   std::string experiment, help_plugin, log_level = "info", suite;
   std::vector<std::string> overrides, plugin_dirs;
-  bool list = false, dry_run = false, resume = false;
+  bool list = false, dry_run = false;
+  std::string resume_from;
+  tools::FamiliarFlags familiar;
   int nproc = 0;
   app.add_option("experiment", experiment, "experiment file, or plan file (a [plan] table: docs/plans.md)");
   app.add_option("--set", overrides, "override a key: --set a.b.c=value (repeatable; applied after base files)");
@@ -52,13 +55,18 @@ int main(int argc, char** argv) {
   app.add_option("--help-plugin", help_plugin, "print a plugin's keys, types, defaults and docs");
   app.add_flag("--dry-run", dry_run, "print the resolved config and the composed components, then exit");
   app.add_option("--log-level", log_level, "debug | info | warn | error");
-  app.add_flag("--resume", resume, "continue from work_dir/checkpoints/last, else the newest complete step_N (bit-exact on CPU)");
+  app.add_option("--resume", resume_from,
+                 "continue a run (bit-exact on CPU): no value = work_dir's checkpoints/last, else its newest "
+                 "complete step_N; a value = that checkpoint folder (or that work_dir's last one)")
+      ->expected(0, 1);
+  tools::add_familiar_flags(app, familiar);
   app.add_option("--nproc", nproc,
                  "start N local worker processes (data parallel, as torchrun --nproc-per-node N would); "
                  "see docs/distributed.md");
   app.add_option("--suite", suite,
                  "run a folder of experiments as a plan (its suite.toml, else sorted *.toml), skipping finished ones");
-  app.footer(modes_help());
+  app.footer("Example:\n  bevt-run experiments/quickstart/finetune.toml --work-dir work_dirs/ft --seed 1 --amp "
+             "--cfg-options optim.lr=1e-3\n\n" + modes_help());
   try {
     app.parse(argc, argv);
   } catch (const CLI::Success& e) {
@@ -67,6 +75,12 @@ int main(int argc, char** argv) {
     std::cerr << "bevt-run: error: " << e.what() << " (see bevt-run --help)" << std::endl;
     return 2;
   }
+
+  const bool resume = app.count("--resume") > 0;
+  // `bevt-run --resume EXP.toml`: the file is the experiment, not the checkpoint.
+  if (experiment.empty() && resume_from.size() > 5 && resume_from.compare(resume_from.size() - 5, 5, ".toml") == 0)
+    std::swap(experiment, resume_from);
+  for (auto& o : tools::familiar_overrides(familiar)) overrides.push_back(std::move(o));
 
   // Plugin objects live inside this lambda's scope, so they are destroyed before exit handlers run.
   const int status = run_guarded("bevt-run", [&]() -> int {
@@ -92,6 +106,10 @@ int main(int argc, char** argv) {
     if (experiment.empty()) throw UserError("no experiment file given (usage: bevt-run EXPERIMENT.toml [--set k=v])");
 
     Experiment exp = Experiment::load(experiment, overrides);  // every key checked, before any work
+    if (auto amp = tools::amp_precision(familiar, exp.run.device, exp.run.precision == Precision::Fp32); !amp.empty()) {
+      overrides.push_back("run.precision=" + amp);  // an override like any other: config.toml and the hash see it
+      exp = Experiment::load(experiment, overrides);
+    }
     RunSettings& run = exp.run;
     const ModeSpec& mode = find_mode(run.mode, exp.where("run.mode"));
     if (app.count("--nproc")) {
@@ -110,7 +128,7 @@ int main(int argc, char** argv) {
       return dist::launch_local(nproc, args);
     }
     // Under torchrun, Slurm or --nproc: join the world.
-    auto launch = dist::launch_env();
+    auto launch = tools::launcher_allows_world(familiar) ? dist::launch_env() : std::nullopt;
     const bool join_alone = launch && launch->world_size == 1 && exp.dist.init_single;
     if (launch && (launch->world_size > 1 || join_alone) && !dry_run) {
       run.device = dist::rank_device(run.device_requested, run.device, *launch);
@@ -152,7 +170,7 @@ int main(int argc, char** argv) {
              run.device, run.seed, torch::get_num_threads());
     int rc = 0;
     try {
-      rc = mode.run(RunContext{exp, exp.run, comp, registry, resume, inputs});
+      rc = mode.run(RunContext{exp, exp.run, comp, registry, resume, resume_from, inputs});
     } catch (const std::exception& e) {
       dist::report_failure(first_line(e.what()));  // the other ranks exit naming this one
       throw;

@@ -2,6 +2,9 @@
 
 #include <fmt/format.h>
 
+#include <filesystem>
+#include <optional>
+
 #include "bevt/error.h"
 #include "bevt/log.h"
 #include "bevt/strings.h"
@@ -22,7 +25,16 @@ int64_t Checkpointer::start(BestSoFar& best) {
   const std::string& hash = ctx_.exp.config_hash;
   int64_t start = 0;
   if (ctx_.resume) {
-    auto last = last_checkpoint(work_dir);
+    std::optional<std::string> last;
+    if (ctx_.resume_from.empty()) {
+      last = last_checkpoint(work_dir);
+    } else if (std::filesystem::is_regular_file(std::filesystem::path(ctx_.resume_from) / "trainer.json")) {
+      last = ctx_.resume_from;  // a checkpoint folder
+    } else if (!(last = last_checkpoint(ctx_.resume_from))) {
+      throw UserError(fmt::format("--resume {}: neither a checkpoint folder (with trainer.json) nor a work_dir with "
+                                  "checkpoints",
+                                  ctx_.resume_from));
+    }
     if (!last) {
       log_warn("--resume: no checkpoint in {}/checkpoints; starting from scratch", work_dir);
     } else {
