@@ -1,5 +1,8 @@
 // The run modes end to end through the real bevt-run, on tiny generated data.
 #include <gtest/gtest.h>
+
+#include <map>
+#include <sstream>
 #include <signal.h>
 #include <unistd.h>
 
@@ -199,6 +202,43 @@ TEST(Trainer, AFreshRunSetsAnEarlierRunsCheckpointsAside) {
   ASSERT_EQ(r.status, 0) << r.output;
   EXPECT_NE(r.output.find("step_2 at step 2"), std::string::npos) << r.output;
   EXPECT_TRUE(fs::exists(earlier / "step_6"));
+}
+
+TEST(Trainer, TensorBoardEventsHoldWhatMetricsHold) {
+  // Read back by an independent reader (tests/read_tfevents.py: its own CRC-32C and protobuf decoding).
+  auto d = t::temp_dir("trainer_tensorboard");
+  t::write_file(d / "a.toml", pretrain_toml(d / "a", 4));
+  ASSERT_EQ(bevt_run(d / "a.toml").status, 0);
+  std::vector<fs::path> events;
+  for (const auto& e : fs::directory_iterator(d / "a"))
+    if (e.path().filename().string().rfind("events.out.tfevents.", 0) == 0) events.push_back(e.path());
+  ASSERT_EQ(events.size(), 1u);
+  auto r = t::run("python3 " + std::string(BEVT_SOURCE_DIR) + "/tests/read_tfevents.py " + events[0].string());
+  ASSERT_EQ(r.status, 0) << r.output;
+  std::map<std::pair<int64_t, std::string>, double> scalars;
+  bool version = false;
+  std::istringstream lines(r.output);
+  for (std::string line; std::getline(lines, line);) {
+    auto j = nlohmann::json::parse(line);
+    if (j.contains("file_version")) version = j["file_version"] == "brain.Event:2";
+    else scalars[{j["step"].get<int64_t>(), j["tag"].get<std::string>()}] = j["value"].get<double>();
+  }
+  EXPECT_TRUE(version);
+  auto metrics = read_jsonl(d / "a" / "metrics.jsonl");
+  ASSERT_EQ(metrics.size(), 4u);
+  for (const auto& m : metrics) {
+    const int64_t step = m["step"].get<int64_t>();
+    for (const char* tag : {"loss", "loss_image", "loss_video", "lr", "grad_norm"}) {
+      auto it = scalars.find({step, std::string("train/") + tag});
+      ASSERT_NE(it, scalars.end()) << "step " << step << " " << tag;
+      EXPECT_NEAR(it->second, m[tag].get<double>(), 1e-6 * std::max(1.0, std::abs(m[tag].get<double>()))) << tag;
+    }
+  }
+  // [log] tensorboard = false: none.
+  t::write_file(d / "b.toml", pretrain_toml(d / "b", 2));
+  ASSERT_EQ(bevt_run(d / "b.toml", "--set log.tensorboard=false").status, 0);
+  for (const auto& e : fs::directory_iterator(d / "b"))
+    EXPECT_NE(e.path().filename().string().rfind("events.out", 0), 0u) << e.path();
 }
 
 TEST(Trainer, ResumeRefusesAChangedConfig) {

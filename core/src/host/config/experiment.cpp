@@ -53,6 +53,7 @@ Experiment Experiment::load(const std::string& file, const std::vector<std::stri
   e.finetune = parse_finetune(table(root, "finetune"));
   e.init = parse_init(table(root, "init"));
   e.dist = parse_dist(table(root, "dist"));
+  e.log = parse_log(table(root, "log"));
   e.components = find_components(root);
   collect_strings(root, "", e.weight_candidates);
   return e;

@@ -26,6 +26,7 @@ struct Experiment {
   FinetuneSettings finetune;
   InitSettings init;
   DistSettings dist;
+  LogSettings log;
   std::vector<ComponentTable> components;  // at known slots; their plugins are resolved by compose()
 
   // String values outside [run] and [data.*] that may name weight files (train/inputs.h decides which do).

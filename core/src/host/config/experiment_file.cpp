@@ -117,6 +117,7 @@ Config load_experiment(const std::string& path, const std::vector<std::string>& 
 
 std::string hashed_text(const Config& root, bool with_length) {
   Config c = root.deep_copy();
+  if (c.has("log") && c.type_of("log") != ValueType::Table) c = root.deep_copy();  // the parser reports it
   auto drop = [&c](const char* table, std::initializer_list<const char*> keys) {
     if (!c.has(table) || c.type_of(table) != ValueType::Table) return;
     Config t = c.get_table(table);
@@ -127,6 +128,7 @@ std::string hashed_text(const Config& root, bool with_length) {
   drop("loader", {"workers", "prefetch"});
   drop("dist", {"timeout", "bucket_mb", "overlap"});
   drop("finetune", {"eval_every"});
+  c.erase("log");  // where metrics go
   if (c.has("run") && c.type_of("run") == ValueType::Table) {
     Config run = c.get_table("run");
     if (run.has("device") && run.type_of("device") == ValueType::String &&

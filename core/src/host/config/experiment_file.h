@@ -17,7 +17,8 @@ Config load_experiment(const std::string& path, const std::vector<std::string>& 
 // before defaults are filled in) without the keys that cannot change the numbers a step computes: the run
 // length (run.max_steps, run.epochs: a resumed run may go longer), where and how often it writes
 // (run.work_dir, log_every, ckpt_every, keep_last), performance settings (run.threads, loader.workers,
-// loader.prefetch, the dist timeout, bucket size and overlap), the evaluation interval (finetune.eval_every)
+// loader.prefetch, the dist timeout, bucket size and overlap), the metrics sinks ([log]), the evaluation
+// interval (finetune.eval_every)
 // and the GPU index (run.device cuda:N counts as cuda). As TOML text with sorted keys. With `with_length` the
 // run length counts too (results.json's "run_hash": a plan reruns a stage whose schedule grew).
 std::string hashed_text(const Config& root, bool with_length = false);

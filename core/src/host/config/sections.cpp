@@ -85,6 +85,10 @@ const std::vector<std::pair<std::string, std::vector<KeySpec>>>& host_sections()
        {
            key("checkpoint", "", "weights to start from: a .safetensors file, a checkpoint folder or a work_dir"),
        }},
+      {"log",
+       {
+           key("tensorboard", true, "write TensorBoard events (work_dir/events.out.tfevents.*) beside metrics.jsonl"),
+       }},
       {"dist",
        {
            key("backend", "auto", "auto (NCCL on CUDA when this build has it, else Gloo) | nccl | gloo"),
@@ -277,6 +281,11 @@ DistSettings parse_dist(Config c) {
   s.broadcast_buffers = c.get_bool("broadcast_buffers");
   s.init_single = c.get_bool("init_single");
   return s;
+}
+
+LogSettings parse_log(Config t) {
+  t.validate(keys_of("log"), {});
+  return LogSettings{t.get_bool("tensorboard")};
 }
 
 Precision parse_precision(const std::string& value, const std::string& device, const std::string& where) {

@@ -74,6 +74,10 @@ struct InitSettings {
   std::string checkpoint;  // "" = none
 };
 
+struct LogSettings {
+  bool tensorboard = true;  // work_dir/events.out.tfevents.* beside metrics.jsonl
+};
+
 struct DistSettings {
   std::string backend = "auto";  // auto (nccl on CUDA when this build has it, else gloo) | nccl | gloo
   double timeout_s = 1800;       // a dead, hung or failed rank ends the others within this
@@ -97,6 +101,7 @@ PretrainSettings parse_pretrain(Config t);
 FinetuneSettings parse_finetune(Config t);
 InitSettings parse_init(Config t);
 DistSettings parse_dist(Config t);
+LogSettings parse_log(Config t);
 
 // "auto" → cuda:0 when CUDA is present, else cpu; "cuda" → cuda:0; checks that a requested GPU exists.
 std::string resolve_device(const std::string& requested, const std::string& where);

@@ -14,6 +14,7 @@
 #include "host/dist/data_parallel.h"
 #include "host/dist/dist.h"
 #include "step_metrics.h"
+#include "tensorboard_sink.h"
 
 namespace bevt::host::train {
 
@@ -65,6 +66,7 @@ LoopResult run_loop(const RunContext& ctx, TrainModel& model, const LoopSpec& sp
   if (dist::is_main()) {
     sinks.push_back(jsonl_sink(run.work_dir, ctx.resume, start));
     sinks.push_back(progress_sink(spec.label, total));
+    if (ctx.exp.log.tensorboard) sinks.push_back(tensorboard_sink(run.work_dir));
   }
   StepMetrics metrics(run.work_dir);
   LoopResult result;
