@@ -483,3 +483,25 @@ TEST(Ablations, ImageStreamCheckpointInflates) {
   plain->load_weights(w, o);
   EXPECT_TRUE(torch::equal(bevt::state_dict(*plain).at("patch_embed.proj.weight"), w.at("patch_embed.proj.weight")));
 }
+
+TEST(Experiments, EveryShippedExperimentComposes) {
+  // Every experiment file under experiments/ (bases and plan files aside) becomes a typed Experiment and
+  // composes against the real plugins: known slots, each plugin's keys, and the slots its mode needs.
+  const fs::path root = fs::path(BEVT_SOURCE_DIR) / "experiments";
+  auto registry = bevt::host::Registry::discover({BEVT_PLUGIN_DIR});
+  size_t checked = 0;
+  for (const auto& e : fs::recursive_directory_iterator(root)) {
+    const fs::path p = e.path();
+    if (p.extension() != ".toml" || p.filename() == "suite.toml" || p.filename().string()[0] == '_' ||
+        p.string().find("/_base/") != std::string::npos || bevt::host::orchestrate::is_plan_file(p.string()))
+      continue;
+    SCOPED_TRACE(p.string());
+    std::string err = t::error_of([&] {
+      // run.device = cpu: the GPU check's experiments ask for CUDA, which this machine may not have.
+      bevt::host::compose(registry, bevt::host::Experiment::load(p.string(), {"run.device=cpu"}), /*build=*/false);
+    });
+    EXPECT_EQ(err, "(no UserError)");
+    ++checked;
+  }
+  EXPECT_GE(checked, 60u);
+}
