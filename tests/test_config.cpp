@@ -152,6 +152,16 @@ TEST(Config, RunSectionIsValidated) {
             std::string::npos);
 }
 
+TEST(Config, ASwappedPluginsLeftoverKeysSayHowToStartAfresh) {
+  Config c = Config::from_toml("[model.backbone]\nplugin = 'mine'\ndepths = [2, 2]\n", "exp.toml");
+  std::string e = error_of([&] { c.get_table("model").get_table("backbone").validate({bevt::key("dim", 1, "")}); });
+  EXPECT_NE(e.find("exp.toml:3: unknown key 'depths'"), std::string::npos) << e;
+  EXPECT_NE(e.find("_delete_ = true"), std::string::npos) << e;
+  Config host = Config::from_toml("[optim]\nlrr = 1\n", "exp.toml");
+  e = error_of([&] { host.get_table("optim").validate({bevt::key("lr", 1.0, "")}, {}); });
+  EXPECT_EQ(e.find("_delete_"), std::string::npos) << e;  // host tables have no plugin to swap
+}
+
 TEST(Config, StrayTablesAreErrors) {
   Config c = Config::from_toml("[run]\nseed = 1\n[optimiser]\nlr = 1\n", "exp.toml");
   std::string e = error_of([&] { bevt::host::find_components(c); });

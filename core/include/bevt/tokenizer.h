@@ -51,6 +51,9 @@ class Tokenizer : public torch::nn::Module {
   virtual double adversary_lr_mult() const { return 1.0; }
   virtual LoadReport load_weights(const TensorMap& tensors, const LoadOptions& opts = {});
   virtual TensorMap export_weights() const;
+  // Whether it was built from trained weights. Pre-training warns when not: a randomly initialised
+  // tokenizer's targets are near-trivial (the copy baseline reaches 0.99 on the synthetic data).
+  virtual bool has_trained_weights() const { return true; }
 };
 
 // Throws UserError "<who> must be in [0,1], got values in [lo,hi] ..." when `images` (a host tensor) leaves

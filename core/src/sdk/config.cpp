@@ -361,9 +361,14 @@ void Config::validate(const std::vector<KeySpec>& spec, const std::vector<std::s
     if (std::find(known.begin(), known.end(), k) != known.end()) continue;
     if (std::find(ignore.begin(), ignore.end(), k) != ignore.end()) continue;
     std::string hint = nearest_name(k, known);
-    throw UserError(fmt::format("{}: unknown key '{}' in [{}]{}", where(k), k, path().empty() ? "<root>" : path(),
+    // In a component table the key may come from a base that set another plugin: say how to start afresh.
+    const std::string swap = has("plugin") ? "; if a base file set another plugin's keys here, start the table "
+                                             "afresh with _delete_ = true (docs/plugins.md)"
+                                           : "";
+    throw UserError(fmt::format("{}: unknown key '{}' in [{}]{}{}", where(k), k, path().empty() ? "<root>" : path(),
                                 hint.empty() ? fmt::format(" (known keys: {})", join(known))
-                                             : fmt::format(", did you mean '{}'?", hint)));
+                                             : fmt::format(", did you mean '{}'?", hint),
+                                swap));
   }
   for (const auto& k : spec) {
     const toml::node* n = impl_->table->get(k.name);

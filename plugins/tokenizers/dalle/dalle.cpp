@@ -126,6 +126,7 @@ class DalleTokenizer : public bevt::Tokenizer {
 
     freeze();
     std::string path = cfg.get_string("weights");
+    loaded_ = !path.empty();
     if (!path.empty()) {
       if (!std::filesystem::exists(path))
         throw bevt::UserError(fmt::format(
@@ -138,6 +139,7 @@ class DalleTokenizer : public bevt::Tokenizer {
     }
   }
 
+  bool has_trained_weights() const override { return loaded_; }
   int64_t vocab_size() const override { return vocab_; }
   int64_t input_size() const override { return input_size_; }
   int64_t downsample() const override { return int64_t{1} << (group_count_ - 1); }
@@ -189,6 +191,7 @@ class DalleTokenizer : public bevt::Tokenizer {
   int64_t group_count_, n_hid_, n_blk_, in_ch_, vocab_;
   double eps_;
   int64_t input_size_;
+  bool loaded_ = false;  // built from a weights file
   std::shared_ptr<torch::nn::Module> blocks_;
   std::shared_ptr<DalleConv> input_, out_conv_;
   std::vector<std::vector<std::shared_ptr<EncoderBlock>>> groups_;

@@ -427,6 +427,7 @@ class VqTokenizer : public bevt::Tokenizer {
   int64_t input_size() const override { return o_.input_size; }
   int64_t downsample() const override { return o_.downsample; }
   bool trainable() const override { return true; }
+  bool has_trained_weights() const override { return loaded_; }
 
   torch::Tensor prepare(const torch::Tensor& images) override {
     torch::Tensor x = images.to(torch::kFloat32) * 2.0 - 1.0;

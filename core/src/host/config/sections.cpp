@@ -75,6 +75,8 @@ const std::vector<std::pair<std::string, std::vector<KeySpec>>>& host_sections()
            key("image_weight", 1.0, "weight of the image-stream loss"),
            key("video_weight", 1.0, "weight of the video-stream loss"),
            key("tie_lm_head", true, "one vocabulary classifier (cls_head.lm_head) shared by both decoders"),
+           key("allow_untrained_tokenizer", false,
+               "pre-train on a tokenizer without trained weights (weights = \"\") without a warning"),
        }},
       {"finetune",
        {
@@ -248,6 +250,7 @@ PretrainSettings parse_pretrain(Config t) {
   s.image_weight = t.get_float("image_weight");
   s.video_weight = t.get_float("video_weight");
   s.tie_lm_head = t.get_bool("tie_lm_head");
+  s.allow_untrained_tokenizer = t.get_bool("allow_untrained_tokenizer");
   return s;
 }
 

@@ -62,6 +62,7 @@ struct PretrainSettings {
   std::vector<std::string> streams{"image", "video"};  // each "image" or "video", at least one
   double image_weight = 1, video_weight = 1;
   bool tie_lm_head = true;
+  bool allow_untrained_tokenizer = false;  // no warning for a tokenizer without trained weights
   double weight(const std::string& stream) const { return stream == "image" ? image_weight : video_weight; }
 };
 

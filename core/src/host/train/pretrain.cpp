@@ -47,6 +47,11 @@ int run_pretrain(const RunContext& ctx) {
   initialise_model(ctx, model, false);
   auto tokenizer = ctx.composition.get<Tokenizer>("tokenizer");
   if (!tokenizer) throw UserError("pretraining needs a [tokenizer] table (the targets of masked modelling)");
+  const bool untrained_tokenizer = !tokenizer->has_trained_weights();
+  if (untrained_tokenizer && !pc.allow_untrained_tokenizer)
+    log_warn("{}: the tokenizer has no trained weights (weights = \"\"): its targets are near-trivial, so masked "
+             "modelling learns little; give it trained weights, or set pretrain.allow_untrained_tokenizer = true",
+             ctx.exp.where("tokenizer"));
   tokenizer->eval();
   for (auto& p : tokenizer->parameters()) p.set_requires_grad(false);
 
@@ -113,7 +118,8 @@ int run_pretrain(const RunContext& ctx) {
     return out;
   };
   LoopResult r = run_loop(ctx, model, loop);
-  nlohmann::json results{{"mode", "pretrain"}, {"steps", r.steps}, {"streams", stream_names}};
+  nlohmann::json results{{"mode", "pretrain"}, {"steps", r.steps}, {"streams", stream_names},
+                         {"tokenizer_untrained", untrained_tokenizer}};
   for (const auto& [k, v] : r.last) results["final_" + k] = v;
   write_results(ctx, results);
   log_info("pretraining done: {} steps; {}", r.steps, results.dump());
