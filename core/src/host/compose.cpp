@@ -17,8 +17,7 @@
 namespace bevt::host {
 
 int64_t Composition::parameter_count(const Component& c) const {
-  if (!c.built) return 0;
-  const torch::nn::Module* m = nullptr;
+  const torch::nn::Module* m = nullptr;  // stays null for components not built, maskers and datasets
   if (auto b = component_cast<Backbone>(c.object)) m = b.get();
   if (auto t = component_cast<Tokenizer>(c.object)) m = t.get();
   if (auto h = component_cast<Head>(c.object)) m = h.get();
@@ -45,7 +44,7 @@ Composition compose(const Registry& registry, const Experiment& exp, bool build)
   const RunSettings& run = exp.run;
   Composition comp;
   for (const auto& t : exp.components) {
-    Component c{t.path, t.cfg, t.kind, nullptr, AnyComponent{}, false};
+    Component c{t.path, t.cfg, t.kind, nullptr, AnyComponent{}};
     c.plugin = &registry.find(t.plugin, c.kind, c.cfg.where("plugin"));
     c.cfg.validate(c.plugin->info.keys);
     comp.components.push_back(std::move(c));
@@ -68,7 +67,6 @@ Composition compose(const Registry& registry, const Experiment& exp, bool build)
   };
   for (auto& c : comp.components) {
     c.object = registry.build(*c.plugin, c.cfg, ctx);
-    c.built = true;
     if (auto b = component_cast<Backbone>(c.object); b && !ctx.backbone) ctx.backbone = b->spec();
     if (auto t = component_cast<Tokenizer>(c.object); t && ctx.vocab_size == 0) ctx.vocab_size = t->vocab_size();
     if (auto d = component_cast<Dataset>(c.object); d && ctx.num_classes == 0)
@@ -82,11 +80,9 @@ std::string describe(const Composition& comp) {
                                 "library");
   for (const auto& c : comp.components) {
     std::string params = "-";
-    if (c.built) {
-      int64_t n = comp.parameter_count(c);
-      if (n > 0) params = n >= 1000000 ? fmt::format("{:.2f}M", n / 1e6) : fmt::format("{}", n);
-      if (auto d = component_cast<Dataset>(c.object)) params = fmt::format("{} samples", d->size());
-    }
+    const int64_t n = comp.parameter_count(c);
+    if (n > 0) params = n >= 1000000 ? fmt::format("{:.2f}M", n / 1e6) : fmt::format("{}", n);
+    if (auto d = component_cast<Dataset>(c.object)) params = fmt::format("{} samples", d->size());
     out += fmt::format("{:<28} {:<10} {:<20} {:>12}  {}\n", c.path, kind_name(c.plugin->info.kind), c.plugin->info.name,
                        params, std::filesystem::path(c.plugin->library).filename().string());
   }

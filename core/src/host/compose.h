@@ -19,8 +19,7 @@ struct Component {
   Config cfg;
   Kind kind;
   const LoadedPlugin* plugin = nullptr;
-  AnyComponent object;  // once built
-  bool built = false;
+  AnyComponent object;  // once built (empty before)
 };
 
 struct Composition {
@@ -29,7 +28,7 @@ struct Composition {
   template <class Interface>
   std::shared_ptr<Interface> get(const std::string& path) const {
     for (const auto& c : components)
-      if (c.path == path && c.built) return component_cast<Interface>(c.object);
+      if (c.path == path) return component_cast<Interface>(c.object);
     return nullptr;
   }
   int64_t parameter_count(const Component& c) const;  // 0 for components without parameters

@@ -58,12 +58,10 @@ void check_mode_needs(const Experiment& exp) {
                        [&](const ComponentTable& c) { return c.path == path; });
   };
   for (const auto& need : mode.needs) {
-    std::vector<std::string> expanded;
-    if (need.find("{stream}") == std::string::npos) expanded.push_back(need);
-    for (size_t i = 0; i < exp.pretrain.streams.size() && need.find("{stream}") != std::string::npos; ++i) {
-      std::string n = need;
-      n.replace(n.find("{stream}"), 8, exp.pretrain.streams[i]);
-      expanded.push_back(n);
+    std::vector<std::string> expanded{need};
+    if (const auto at = need.find("{stream}"); at != std::string::npos) {
+      expanded.clear();
+      for (const auto& stream : exp.pretrain.streams) expanded.push_back(std::string(need).replace(at, 8, stream));
     }
     for (const auto& alternatives : expanded) {
       const std::vector<std::string> options = split(alternatives, '|');
