@@ -73,7 +73,7 @@ int main(int argc, char** argv) {
       return 1;
     }
     std::vector<double> st, ar;
-    std::ifstream in(wd / "metrics.jsonl");
+    std::ifstream in(wd / "latest" / "metrics.jsonl");
     std::string line;
     while (std::getline(in, line)) {
       if (line.empty()) continue;
@@ -83,7 +83,7 @@ int main(int argc, char** argv) {
       ar.push_back(j.value("allreduce_time", 0.0));
     }
     if (st.empty()) {
-      std::fprintf(stderr, "bench_dist: no step times in %s\n", (wd / "metrics.jsonl").c_str());
+      std::fprintf(stderr, "bench_dist: no step times in %s\n", (wd / "latest" / "metrics.jsonl").c_str());
       return 1;
     }
     std::vector<double> sorted = st;

@@ -125,7 +125,7 @@ for prec in bf16 fp16; do
     continue
   fi
   [ $status = 0 ] || { log "pretrain $prec failed (exit $status)"; tail -5 "$out/pretrain_$prec.log"; exit 1; }
-  cp "$wd/metrics.jsonl" "$out/pretrain_$prec.metrics.jsonl"
+  cp "$wd/latest/metrics.jsonl" "$out/pretrain_$prec.metrics.jsonl"
   log "pretrain $prec: $steps steps done"
 done
 
@@ -138,7 +138,7 @@ log "encoder bf16: $(cat "$out/encoder_bf16.json")"
 ft="$work/finetune"
 run "$B/bin/bevt-run" "$root/experiments/gpu_check/finetune.toml" --set run.work_dir="$ft" --set run.device="$dev" \
   --set run.max_steps=$steps "${ft_set[@]}" > "$out/finetune.log" 2>&1
-cp "$ft/metrics.jsonl" "$out/finetune.metrics.jsonl"
+cp "$ft/latest/metrics.jsonl" "$out/finetune.metrics.jsonl"
 run "$B/bin/bevt-run" "$root/experiments/gpu_check/finetune.toml" --set run.mode=test --set run.work_dir="$work/test" \
   --set init.checkpoint="$ft" --set run.device="$dev" "${ft_set[@]}" > "$out/test.log" 2>&1
 cp "$work/test/results.json" "$out/test_results.json"
@@ -149,7 +149,7 @@ run env RANK=0 WORLD_SIZE=1 LOCAL_RANK=0 MASTER_ADDR=127.0.0.1 MASTER_PORT=29533
   "$B/bin/bevt-run" "$root/experiments/gpu_check/finetune.toml" --set run.work_dir="$work/dist" \
   --set run.device="$dev" --set run.max_steps=$steps --set dist.init_single=true --set dist.backend=$nccl \
   "${ft_set[@]}" > "$out/dist.log" 2>&1
-cp "$work/dist/metrics.jsonl" "$out/dist.metrics.jsonl"
+cp "$work/dist/latest/metrics.jsonl" "$out/dist.metrics.jsonl"
 grep -q allreduce_time "$out/dist.metrics.jsonl" || { log "no all-reduce in the $nccl run"; exit 1; }
 log "$nccl at world size 1: ok"
 

@@ -273,7 +273,7 @@ TEST(Suite, FailedExperimentStopsTheSuiteAndARerunResumesIt) {
   EXPECT_FALSE(suite_res["complete"].get<bool>());
 
   // The missing model appears; the rerun skips the finished fine-tune (its files untouched) and runs the probe.
-  const std::string ft_results = read_text(d / "ft" / "results.json"), ft_metrics = read_text(d / "ft" / "metrics.jsonl");
+  const std::string ft_results = read_text(d / "ft" / "results.json"), ft_metrics = read_text(d / "ft" / "latest" / "metrics.jsonl");
   const auto ft_time = fs::last_write_time(d / "ft" / "results.json");
   fs::copy(d / "ft", d / "model", fs::copy_options::recursive);
   r = t::run(t::bin("bevt-run") + " --suite " + s.string());
@@ -282,7 +282,7 @@ TEST(Suite, FailedExperimentStopsTheSuiteAndARerunResumesIt) {
   EXPECT_TRUE(contains(r.output, "stage b_probe.toml: bevt-run")) << r.output;
   EXPECT_TRUE(contains(r.output, "2 stages, 1 ran, 1 finished earlier")) << r.output;
   EXPECT_EQ(read_text(d / "ft" / "results.json"), ft_results);
-  EXPECT_EQ(read_text(d / "ft" / "metrics.jsonl"), ft_metrics);
+  EXPECT_EQ(read_text(d / "ft" / "latest" / "metrics.jsonl"), ft_metrics);
   EXPECT_EQ(fs::last_write_time(d / "ft" / "results.json"), ft_time);
   ASSERT_TRUE(fs::exists(d / "probe" / "results.json"));
   suite_res = read_json(d / "suite_out" / "results.json");

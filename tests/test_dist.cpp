@@ -425,8 +425,8 @@ TEST(DistRun, TwoRanksOfBatchBEqualOneProcessOfBatch2B) {
     EXPECT_EQ(count(two[0].output, line), 1) << two[0].output;
     EXPECT_EQ(count(two[1].output, line), 0) << two[1].output;
   }
-  EXPECT_EQ(lines_of(d / "two" / "metrics.jsonl"), static_cast<size_t>(K));
-  std::ifstream logf(d / "two" / "log.txt");
+  EXPECT_EQ(lines_of(d / "two" / "latest" / "metrics.jsonl"), static_cast<size_t>(K));
+  std::ifstream logf(d / "two" / "latest" / "log.txt");
   std::string log((std::istreambuf_iterator<char>(logf)), std::istreambuf_iterator<char>());
   EXPECT_EQ(log.find("[rank 1/2]"), std::string::npos);
   EXPECT_NE(log.find("[rank 0/2]"), std::string::npos);
@@ -440,7 +440,7 @@ TEST(DistRun, TwoRanksOfBatchBEqualOneProcessOfBatch2B) {
   ASSERT_EQ(np.status, 0) << np.output;
   e = max_rel_error(d / "nproc" / last, d / "one" / last, worst);
   EXPECT_LE(e, 1e-5) << "worst tensor " << worst;
-  EXPECT_EQ(lines_of(d / "nproc" / "metrics.jsonl"), static_cast<size_t>(K));
+  EXPECT_EQ(lines_of(d / "nproc" / "latest" / "metrics.jsonl"), static_cast<size_t>(K));
 }
 
 // dist.init_single: under a launcher with WORLD_SIZE=1 the run joins a process group of one (the GPU check's
@@ -458,8 +458,8 @@ TEST(DistRun, AWorldOfOneJoinsTheProcessGroupWithInitSingle) {
   ASSERT_EQ(one.status, 0) << one.output;
   EXPECT_NE(one.output.find("distributed: rank 0 of 1"), std::string::npos) << one.output;
   EXPECT_NE(one.output.find("rank 0 (local rank 0) on cpu"), std::string::npos) << one.output;
-  EXPECT_NE(t::read_text(d / "single" / "metrics.jsonl").find("allreduce_time"), std::string::npos);
-  EXPECT_EQ(t::read_text(d / "plain" / "metrics.jsonl").find("allreduce_time"), std::string::npos);
+  EXPECT_NE(t::read_text(d / "single" / "latest" / "metrics.jsonl").find("allreduce_time"), std::string::npos);
+  EXPECT_EQ(t::read_text(d / "plain" / "latest" / "metrics.jsonl").find("allreduce_time"), std::string::npos);
   std::string worst;
   const fs::path last = fs::path("checkpoints") / ("step_" + std::to_string(K)) / "model.safetensors";
   EXPECT_LE(max_rel_error(d / "single" / last, d / "plain" / last, worst), 1e-6) << "worst tensor " << worst;
@@ -496,7 +496,7 @@ TEST(DistRun, PretrainBothStreamsAndVideoOnly) {
   for (const char* name : {"both", "video"}) {
     auto r = t::run(t::bin("bevt-run") + " --nproc 2 " + (d / (std::string(name) + ".toml")).string());
     ASSERT_EQ(r.status, 0) << name << ":\n" << r.output;
-    EXPECT_EQ(lines_of(d / name / "metrics.jsonl"), 3u) << name;
+    EXPECT_EQ(lines_of(d / name / "latest" / "metrics.jsonl"), 3u) << name;
     EXPECT_TRUE(fs::exists(d / name / "checkpoints" / "step_3" / "model.safetensors")) << name;
   }
   // BEVT-V never touches the image path: no rank has a gradient for its patch embedding, which is never stepped.

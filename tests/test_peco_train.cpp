@@ -61,7 +61,7 @@ TEST(PecoTrain, AdversarialRunLogsCheckpointsAndLoadsAsFrozenTokenizer) {
   t::write_file(d / "tok.toml", peco_run_toml(d / "tok", 6));
   auto r = bevt_run(d / "tok.toml");
   ASSERT_EQ(r.status, 0) << r.output;
-  auto m = read_jsonl(d / "tok" / "metrics.jsonl");
+  auto m = read_jsonl(d / "tok" / "latest" / "metrics.jsonl");
   ASSERT_EQ(m.size(), 6u);
   for (const char* k : {"recon", "commit", "perceptual", "adv", "adv_weight", "disc_loss", "logits_real",
                         "logits_fake", "disc_grad_norm", "perplexity", "dead_codes"})
@@ -114,7 +114,7 @@ TEST(PecoTrain, AdversarialRunLogsCheckpointsAndLoadsAsFrozenTokenizer) {
   t::write_file(d / "pre.toml", pre);
   r = bevt_run(d / "pre.toml");
   ASSERT_EQ(r.status, 0) << r.output;
-  auto pm = read_jsonl(d / "pre" / "metrics.jsonl");
+  auto pm = read_jsonl(d / "pre" / "latest" / "metrics.jsonl");
   ASSERT_EQ(pm.size(), 2u);
   EXPECT_TRUE(pm.back().contains("loss_image") && pm.back().contains("loss_video")) << pm.back().dump();
 
@@ -158,7 +158,7 @@ TEST(PecoTrain, KilledAdversarialRunResumesBitIdentical) {
   for (const char* f : {"model.safetensors", "optim.safetensors"})
     EXPECT_TRUE(same_tensors(d / "a" / "checkpoints" / "step_10" / f, d / "b" / "checkpoints" / "step_10" / f)) << f;
   EXPECT_TRUE(same_tensors(d / "a" / "tokenizer.safetensors", d / "b" / "tokenizer.safetensors"));
-  auto ma = read_jsonl(d / "a" / "metrics.jsonl"), mb = read_jsonl(d / "b" / "metrics.jsonl");
+  auto ma = read_jsonl(d / "a" / "latest" / "metrics.jsonl"), mb = read_jsonl(d / "b" / "latest" / "metrics.jsonl");
   ASSERT_EQ(mb.size(), 10u);
   for (size_t i = 0; i < ma.size(); ++i)
     for (const char* k : {"loss", "disc_loss", "logits_real", "logits_fake", "adv_weight", "dead_codes"})

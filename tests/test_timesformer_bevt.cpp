@@ -182,7 +182,7 @@ TEST(TimesformerBevt, PretrainBothStreamsThroughBevtRun) {
   t::write_file(d / "pre.toml", run_toml(d / "wd" / "pre", 3) + pretrain_body(kTsf, 32));
   auto r = bevt_run(d / "pre.toml");
   ASSERT_EQ(r.status, 0) << r.output;
-  std::ifstream in(d / "wd" / "pre" / "metrics.jsonl");
+  std::ifstream in(d / "wd" / "pre" / "latest" / "metrics.jsonl");
   std::string line;
   int n = 0;
   while (std::getline(in, line)) {

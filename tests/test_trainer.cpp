@@ -63,7 +63,7 @@ TEST(Trainer, PretrainFinetuneTestProbe) {
   ASSERT_EQ(r.status, 0) << r.output;
   EXPECT_TRUE(fs::exists(d / "pre" / "checkpoints" / "step_4" / "model.safetensors"));
   EXPECT_TRUE(fs::exists(d / "pre" / "config.toml"));
-  auto metrics = read_jsonl(d / "pre" / "metrics.jsonl");
+  auto metrics = read_jsonl(d / "pre" / "latest" / "metrics.jsonl");
   ASSERT_EQ(metrics.size(), 4u);
   for (const char* k : {"loss_image", "acc_image", "copy_image", "loss_video", "acc_video", "copy_video"}) {
     ASSERT_TRUE(metrics[0].contains(k)) << k;
@@ -133,7 +133,7 @@ TEST(Trainer, KilledRunResumesBitIdentical) {
                            d / "b" / "checkpoints" / "step_6" / "model.safetensors"));
   EXPECT_TRUE(same_tensors(d / "a" / "checkpoints" / "step_6" / "optim.safetensors",
                            d / "b" / "checkpoints" / "step_6" / "optim.safetensors"));
-  EXPECT_EQ(read_jsonl(d / "b" / "metrics.jsonl").size(), 6u);
+  EXPECT_EQ(read_jsonl(d / "b" / "latest" / "metrics.jsonl").size(), 6u);
   EXPECT_FALSE(fs::exists(d / "b" / "checkpoints" / "step_6.tmp"));
 }
 
@@ -214,7 +214,7 @@ TEST(Trainer, TensorBoardEventsHoldWhatMetricsHold) {
   EXPECT_NE(first.output.find("the tokenizer has no trained weights"), std::string::npos) << first.output;
   EXPECT_TRUE(t::read_json(d / "a" / "results.json").value("tokenizer_untrained", false));
   std::vector<fs::path> events;
-  for (const auto& e : fs::directory_iterator(d / "a"))
+  for (const auto& e : fs::directory_iterator(d / "a" / "latest"))
     if (e.path().filename().string().rfind("events.out.tfevents.", 0) == 0) events.push_back(e.path());
   ASSERT_EQ(events.size(), 1u);
   auto r = t::run("python3 " + std::string(BEVT_SOURCE_DIR) + "/tests/read_tfevents.py " + events[0].string());
@@ -228,7 +228,7 @@ TEST(Trainer, TensorBoardEventsHoldWhatMetricsHold) {
     else scalars[{j["step"].get<int64_t>(), j["tag"].get<std::string>()}] = j["value"].get<double>();
   }
   EXPECT_TRUE(version);
-  auto metrics = read_jsonl(d / "a" / "metrics.jsonl");
+  auto metrics = read_jsonl(d / "a" / "latest" / "metrics.jsonl");
   ASSERT_EQ(metrics.size(), 4u);
   for (const auto& m : metrics) {
     const int64_t step = m["step"].get<int64_t>();
@@ -243,8 +243,53 @@ TEST(Trainer, TensorBoardEventsHoldWhatMetricsHold) {
   auto second = bevt_run(d / "b.toml", "--set log.tensorboard=false --set pretrain.allow_untrained_tokenizer=true");
   ASSERT_EQ(second.status, 0) << second.output;
   EXPECT_EQ(second.output.find("no trained weights"), std::string::npos) << second.output;
-  for (const auto& e : fs::directory_iterator(d / "b"))
+  for (const auto& e : fs::recursive_directory_iterator(d / "b"))
     EXPECT_NE(e.path().filename().string().rfind("events.out", 0), 0u) << e.path();
+}
+
+TEST(Trainer, TwoRunsInOneWorkDirKeepTwoRecords) {
+  // mmengine's habit: each run's log, metrics and events in a timestamped folder, `latest` at the newest,
+  // checkpoints shared; the second run (and a resume after it) overwrites nothing of the first.
+  auto d = t::temp_dir("trainer_records");
+  t::write_file(d / "a.toml", pretrain_toml(d / "unused", 2));
+  const std::string wd = " --work-dir " + (d / "wd").string() + " --set pretrain.allow_untrained_tokenizer=true";
+  ASSERT_EQ(bevt_run(d / "a.toml", wd).status, 0);
+  const fs::path first = fs::canonical(d / "wd" / "latest");
+  const std::string first_metrics = t::read_text(first / "metrics.jsonl"), first_log = t::read_text(first / "log.txt");
+  ASSERT_EQ(bevt_run(d / "a.toml", wd + " --seed 7").status, 0);
+  const fs::path second = fs::canonical(d / "wd" / "latest");
+  ASSERT_NE(first, second);
+  EXPECT_EQ(second.parent_path(), first.parent_path());
+  EXPECT_EQ(second.parent_path().filename(), "runs");
+  EXPECT_EQ(t::read_text(first / "metrics.jsonl"), first_metrics);
+  EXPECT_EQ(t::read_text(first / "log.txt"), first_log);
+  EXPECT_NE(t::read_text(second / "config.toml").find("seed = 7"), std::string::npos);
+  EXPECT_EQ(t::read_text(second / "config.toml"), t::read_text(d / "wd" / "config.toml"));
+  EXPECT_EQ(t::read_text(second / "results.json"), t::read_text(d / "wd" / "results.json"));
+  for (const fs::path& run : {first, second}) {
+    auto metrics = read_jsonl(run / "metrics.jsonl");
+    ASSERT_EQ(metrics.size(), 2u) << run;
+    EXPECT_TRUE(metrics[0].contains("loss")) << run;
+    std::vector<fs::path> events;
+    for (const auto& e : fs::directory_iterator(run))
+      if (e.path().filename().string().rfind("events.out.tfevents.", 0) == 0) events.push_back(e.path());
+    ASSERT_EQ(events.size(), 1u) << run;
+    auto r = t::run("python3 " + std::string(BEVT_SOURCE_DIR) + "/tests/read_tfevents.py " + events[0].string());
+    ASSERT_EQ(r.status, 0) << r.output;
+    EXPECT_NE(r.output.find("\"tag\": \"train/loss\""), std::string::npos) << r.output;
+  }
+  EXPECT_NE(t::read_text(first / "metrics.jsonl"), t::read_text(second / "metrics.jsonl"));  // other seed
+  // Checkpoints stay at the work_dir's top, so --resume finds them; the resume gets a third folder whose
+  // metrics continue the second run's curve.
+  ASSERT_TRUE(fs::exists(d / "wd" / "checkpoints" / "step_2"));
+  auto r = bevt_run(d / "a.toml", wd + " --seed 7 --resume");
+  ASSERT_EQ(r.status, 0) << r.output;
+  const fs::path third = fs::canonical(d / "wd" / "latest");
+  EXPECT_NE(third, second);
+  EXPECT_EQ(t::read_text(third / "metrics.jsonl"), t::read_text(second / "metrics.jsonl"));
+  size_t runs = 0;
+  for (const auto& e : fs::directory_iterator(d / "wd" / "runs")) runs += e.is_directory();
+  EXPECT_EQ(runs, 3u);
 }
 
 TEST(Trainer, ResumeRefusesAChangedConfig) {
@@ -291,7 +336,7 @@ TEST(Trainer, LossFallsOnALearnableTask) {
   t::write_file(d / "ft.toml", ft);
   auto r = bevt_run(d / "ft.toml", "--set model.backbone.drop_path_rate=0.0");
   ASSERT_EQ(r.status, 0) << r.output;
-  auto m = read_jsonl(d / "ft" / "metrics.jsonl");
+  auto m = read_jsonl(d / "ft" / "latest" / "metrics.jsonl");
   ASSERT_GE(m.size(), 5u);
   double first = m.front()["loss"].get<double>(), last = m.back()["loss"].get<double>();
   EXPECT_LT(last, 0.7 * first) << "loss " << first << " -> " << last;
@@ -353,7 +398,7 @@ TEST(Trainer, FinetuneWithEmaLayerDecayAndBestCheckpoint) {
   EXPECT_DOUBLE_EQ(res["best_top1"].get<double>(), best["value"].get<double>());
   EXPECT_EQ(read_json(last / "trainer.json")["best"]["step"], best["step"]);
   // Per-epoch cosine: the logged lr is constant within an epoch (2 steps per epoch, warmup 0).
-  auto m = read_jsonl(d / "ft" / "metrics.jsonl");
+  auto m = read_jsonl(d / "ft" / "latest" / "metrics.jsonl");
   std::vector<double> lrs;
   for (const auto& rec : m)
     if (rec.contains("lr")) lrs.push_back(rec["lr"].get<double>());

@@ -17,6 +17,8 @@ struct RunContext {
   bool resume = false;
   std::string resume_from;  // --resume PATH: a checkpoint folder or a work_dir ("": this run's work_dir)
   nlohmann::json inputs = nlohmann::json::object();  // weight files read, with digests (train/inputs.h)
+  std::string run_dir;           // work_dir/runs/<stamp>: this run's log, metrics, events (rank 0; train/run_folder.h)
+  std::string previous_run_dir;  // the run folder `latest` named before ("" when none): --resume continues its metrics
 };
 
 }  // namespace bevt::host

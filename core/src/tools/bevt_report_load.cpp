@@ -13,6 +13,7 @@
 #include "bevt/error.h"
 #include "bevt/strings.h"
 #include "bevt_report.h"
+#include "../host/train/run_folder.h"
 
 namespace fs = std::filesystem;
 
@@ -133,7 +134,7 @@ struct Loader {
     r.supervised_pretraining = labelled && column.empty() && r.mode == "finetune";
     r.column = column.empty() ? dataset_of(fs::path(dir) / "config.toml", r.mode) : column;
     if (r.column.empty()) r.column = "-";
-    fs::path metrics = fs::path(dir) / "metrics.jsonl";
+    const fs::path metrics = host::train::latest_record(dir, "metrics.jsonl");  // the newest run's curve
     if (fs::exists(metrics)) {
       r.metrics = parse_jsonl(metrics);
     } else if (r.mode == "pretrain" || r.mode == "finetune" || r.mode == "tokenizer") {

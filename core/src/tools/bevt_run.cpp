@@ -21,8 +21,8 @@
 #include "../host/run_context.h"
 #include "../host/train/checkpoint.h"
 #include "../host/train/inputs.h"
+#include "../host/train/run_folder.h"
 #include "bevt_run_flags.h"
-#include "bevt/atomic_file.h"
 #include "bevt/error.h"
 #include "bevt/log.h"
 #include "bevt/strings.h"
@@ -152,13 +152,14 @@ int main(int argc, char** argv) {
       std::cout << "# resolved experiment: " << experiment << "\n" << exp.resolved_toml() << "\n\n" << describe(comp);
       return 0;
     }
+    train::RunFolder folder;
     if (dist::is_main()) {  // only rank 0 writes into work_dir
       fs::create_directories(run.work_dir);
-      std::string resolved = exp.resolved_toml() + "\n";
-      AtomicFile cfg_file((fs::path(run.work_dir) / "config.toml").string());
-      cfg_file.write(resolved.data(), resolved.size());
-      cfg_file.commit();
-      set_log_file((fs::path(run.work_dir) / "log.txt").string());
+      folder = train::open_run_folder(run.work_dir);
+      const std::string resolved = exp.resolved_toml() + "\n";
+      for (const fs::path& dir : {fs::path(run.work_dir), fs::path(folder.dir)})
+        train::write_text_atomic((dir / "config.toml").string(), resolved);
+      set_log_file((fs::path(folder.dir) / "log.txt").string());
     }
     // The weight files this run starts from, as they are now: plans rerun it when they change.
     nlohmann::json inputs = nlohmann::json::object();
@@ -166,11 +167,12 @@ int main(int argc, char** argv) {
       inputs = train::input_digests(exp.weight_candidates);
       train::write_text_atomic((fs::path(run.work_dir) / "inputs.json").string(), inputs.dump(2) + "\n");
     }
-    log_info("experiment {} → {} (mode {}, device {}, seed {}, {} CPU threads)", experiment, run.work_dir, run.mode,
-             run.device, run.seed, torch::get_num_threads());
+    log_info("experiment {} → {} (mode {}, device {}, seed {}, {} CPU threads; records in {})", experiment,
+             run.work_dir, run.mode, run.device, run.seed, torch::get_num_threads(),
+             folder.dir.empty() ? "rank 0's work_dir" : fs::relative(folder.dir, run.work_dir).string());
     int rc = 0;
     try {
-      rc = mode.run(RunContext{exp, exp.run, comp, registry, resume, resume_from, inputs});
+      rc = mode.run(RunContext{exp, exp.run, comp, registry, resume, resume_from, inputs, folder.dir, folder.previous});
     } catch (const std::exception& e) {
       dist::report_failure(first_line(e.what()));  // the other ranks exit naming this one
       throw;

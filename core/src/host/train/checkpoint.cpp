@@ -134,11 +134,11 @@ std::string resolve_model_file(const std::string& path, const std::string& where
                               where, path));
 }
 
-MetricsLog::MetricsLog(const std::string& work_dir, bool resume, int64_t resume_step)
-    : path_((fs::path(work_dir) / "metrics.jsonl").string()) {
+MetricsLog::MetricsLog(const std::string& run_dir, const std::string& resume_source, int64_t resume_step)
+    : path_((fs::path(run_dir) / "metrics.jsonl").string()) {
   std::string kept;
-  if (resume) {
-    std::ifstream in(path_);
+  if (!resume_source.empty()) {
+    std::ifstream in(resume_source);
     std::string line;
     while (std::getline(in, line)) {
       try {

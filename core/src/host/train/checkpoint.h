@@ -37,10 +37,12 @@ std::string resolve_model_file(const std::string& path, const std::string& where
 // Writes text atomically (results.json, last, ...).
 void write_text_atomic(const std::string& path, const std::string& text);
 
-// Appends one JSON object per line to work_dir/metrics.jsonl; on resume keeps only records up to `step`.
+// Appends one JSON object per line to <run_dir>/metrics.jsonl. A resumed run starts its file with the records
+// of `resume_source` (the previous run's metrics.jsonl) up to `resume_step`, so each run folder holds the
+// whole curve of its run; "" starts empty.
 class MetricsLog {
  public:
-  MetricsLog(const std::string& work_dir, bool resume, int64_t resume_step);
+  MetricsLog(const std::string& run_dir, const std::string& resume_source, int64_t resume_step);
   void write(const nlohmann::json& record);
 
  private:

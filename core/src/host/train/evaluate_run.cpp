@@ -76,7 +76,7 @@ int run_evaluation(const RunContext& ctx, bool probes) {
     for (auto v : full.confusion[i]) row.push_back(std::to_string(v));
     csv += csv_row(row) + "\n";
   }
-  if (dist::is_main()) write_text_atomic((fs::path(ctx.run.work_dir) / "confusion.csv").string(), csv);
+  write_run_file(ctx, "confusion.csv", csv);
   write_results(ctx, results);
   return 0;
 }

@@ -4,6 +4,7 @@
 
 #include <chrono>
 #include <cmath>
+#include <filesystem>
 #include <optional>
 
 #include "amp.h"
@@ -15,6 +16,8 @@
 #include "host/dist/dist.h"
 #include "step_metrics.h"
 #include "tensorboard_sink.h"
+
+namespace fs = std::filesystem;
 
 namespace bevt::host::train {
 
@@ -64,9 +67,14 @@ LoopResult run_loop(const RunContext& ctx, TrainModel& model, const LoopSpec& sp
 
   std::vector<std::unique_ptr<MetricsSink>> sinks;  // rank 0 writes metrics, checkpoints and results
   if (dist::is_main()) {
-    sinks.push_back(jsonl_sink(run.work_dir, ctx.resume, start));
+    // A resumed run continues the curve of the run before it (or of a work_dir from before run folders).
+    std::string resume_source;
+    if (ctx.resume && start > 0)
+      resume_source = (fs::path(ctx.previous_run_dir.empty() ? run.work_dir : ctx.previous_run_dir) /
+                       "metrics.jsonl").string();
+    sinks.push_back(jsonl_sink(ctx.run_dir, resume_source, start));
     sinks.push_back(progress_sink(spec.label, total));
-    if (ctx.exp.log.tensorboard) sinks.push_back(tensorboard_sink(run.work_dir));
+    if (ctx.exp.log.tensorboard) sinks.push_back(tensorboard_sink(ctx.run_dir));
   }
   StepMetrics metrics(run.work_dir);
   LoopResult result;

@@ -15,5 +15,7 @@ int run_tokenizer(const RunContext& ctx);  // tokenizer_train.cpp
 
 // work_dir/results.json, atomically (rank 0 only), with the experiment, seed and hashes added.
 void write_results(const RunContext& ctx, nlohmann::json results);
+// A run's output file `name` at the work_dir's top and in the run's folder, atomically (rank 0 only).
+void write_run_file(const RunContext& ctx, const std::string& name, const std::string& text);
 
 }  // namespace bevt::host::train

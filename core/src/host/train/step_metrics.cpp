@@ -13,7 +13,8 @@ namespace {
 
 class JsonlSink : public MetricsSink {
  public:
-  JsonlSink(const std::string& work_dir, bool resume, int64_t start) : log_(work_dir, resume, start) {}
+  JsonlSink(const std::string& run_dir, const std::string& resume_source, int64_t start)
+      : log_(run_dir, resume_source, start) {}
   void write(const nlohmann::json& rec, const std::string&) override { log_.write(rec); }
 
  private:
@@ -42,8 +43,9 @@ void accumulate(std::map<std::string, torch::Tensor>& into, const std::string& k
 
 }  // namespace
 
-std::unique_ptr<MetricsSink> jsonl_sink(const std::string& work_dir, bool resume, int64_t start_step) {
-  return std::make_unique<JsonlSink>(work_dir, resume, start_step);
+std::unique_ptr<MetricsSink> jsonl_sink(const std::string& run_dir, const std::string& resume_source,
+                                        int64_t start_step) {
+  return std::make_unique<JsonlSink>(run_dir, resume_source, start_step);
 }
 
 std::unique_ptr<MetricsSink> progress_sink(const std::string& label, int64_t total_steps) {

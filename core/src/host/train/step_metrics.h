@@ -25,8 +25,9 @@ class MetricsSink {
   virtual void finish() {}
 };
 
-// work_dir/metrics.jsonl (rank 0; on resume, records after the resumed step are dropped).
-std::unique_ptr<MetricsSink> jsonl_sink(const std::string& work_dir, bool resume, int64_t start_step);
+// <run_dir>/metrics.jsonl (rank 0); a resumed run first copies resume_source's records up to start_step.
+std::unique_ptr<MetricsSink> jsonl_sink(const std::string& run_dir, const std::string& resume_source,
+                                        int64_t start_step);
 // The progress line on the terminal (rank 0).
 std::unique_ptr<MetricsSink> progress_sink(const std::string& label, int64_t total_steps);
 
