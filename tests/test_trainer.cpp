@@ -91,6 +91,48 @@ TEST(Trainer, PretrainFinetuneTestProbe) {
   EXPECT_EQ(res["val"]["samples"].get<int>(), 16);
   EXPECT_NE(r.output.find("initialised the backbone from"), std::string::npos) << r.output;
 
+  // mmaction2's tools/test.py: bevt-test EXP CKPT --views --dump, beside (not over) the fine-tune's records.
+  const std::string ft_results = t::read_text(d / "ft" / "results.json");
+  r = t::run(t::bin("bevt-test") + " " + (d / "finetune.toml").string() + " " + (d / "ft").string() +
+             " --views 2x3 --dump " + (d / "preds" / "p.jsonl").string());
+  ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_NE(r.output.find("mean class accuracy"), std::string::npos) << r.output;
+  EXPECT_EQ(t::read_text(d / "ft" / "results.json"), ft_results);
+  auto tr = read_json(d / "ft" / "test" / "results.json");
+  EXPECT_EQ(tr["mode"], "test");
+  EXPECT_EQ(tr["views"].get<int>(), 6);
+  const size_t classes = tr["full"]["per_class"].size();
+  auto preds = read_jsonl(d / "preds" / "p.jsonl");
+  ASSERT_EQ(preds.size(), 16u);
+  int64_t hits = 0;
+  for (size_t i = 0; i < preds.size(); ++i) {
+    EXPECT_EQ(preds[i]["index"].get<int64_t>(), static_cast<int64_t>(i));
+    auto probs = preds[i]["probs"].get<std::vector<double>>();
+    ASSERT_EQ(probs.size(), classes);
+    double sum = 0;
+    for (double v : probs) sum += v;
+    EXPECT_NEAR(sum, 1.0, 1e-5);
+    EXPECT_EQ(preds[i]["pred"].get<int64_t>(), std::max_element(probs.begin(), probs.end()) - probs.begin());
+    EXPECT_FALSE(preds[i]["id"].get<std::string>().empty());
+    hits += preds[i]["pred"] == preds[i]["label"];
+  }
+  EXPECT_DOUBLE_EQ(tr["top1"].get<double>(), static_cast<double>(hits) / 16.0);
+  double mean = 0;
+  int present = 0;
+  for (const auto& [name, acc] : tr["full"]["per_class"].items())
+    if (acc.get<double>() >= 0) mean += acc.get<double>(), ++present;
+  EXPECT_NEAR(tr["mean_class"].get<double>(), mean / present, 1e-12);
+  // The same test through bevt-run's own spelling gives the same numbers; bad flags are one line, status 2.
+  r = bevt_run(d / "finetune.toml", "--test " + (d / "ft").string() + " --views 2x3 --work-dir " + (d / "t2").string());
+  ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_EQ(read_json(d / "t2" / "results.json")["full"], tr["full"]);
+  r = t::run(t::bin("bevt-test") + " " + (d / "finetune.toml").string() + " " + (d / "ft").string() + " --views 2x2");
+  EXPECT_EQ(r.status, 2) << r.output;
+  EXPECT_NE(r.output.find("--views '2x2': expected CLIPSxCROPS"), std::string::npos) << r.output;
+  r = bevt_run(d / "finetune.toml", "--dump x.jsonl");
+  EXPECT_EQ(r.status, 2) << r.output;
+  EXPECT_NE(r.output.find("--dump: run.mode is 'finetune'"), std::string::npos) << r.output;
+
   std::string probe = std::string("[run]\nmode = \"probe\"\nwork_dir = \"") + (d / "probe").string() +
                       "\"\ndevice = \"cpu\"\n" + kModel + "[init]\ncheckpoint = \"" + (d / "ft").string() +
                       "\"\n[model.heads.cls]\nplugin = \"i3d\"\n" + clips("data.test", "test", 16, true, 0);

@@ -19,6 +19,7 @@ struct RunContext {
   nlohmann::json inputs = nlohmann::json::object();  // weight files read, with digests (train/inputs.h)
   std::string run_dir;           // work_dir/runs/<stamp>: this run's log, metrics, events (rank 0; train/run_folder.h)
   std::string previous_run_dir;  // the run folder `latest` named before ("" when none): --resume continues its metrics
+  std::string dump_path;         // test / probe: every video's probabilities to this JSONL file (--dump)
 };
 
 }  // namespace bevt::host

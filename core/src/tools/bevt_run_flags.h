@@ -31,4 +31,19 @@ std::string amp_precision(const FamiliarFlags& flags, const std::string& device,
 // one process even under a launcher's environment. Returns whether the launcher's environment may be used.
 bool launcher_allows_world(const FamiliarFlags& flags);
 
+// mmaction2's tools/test.py in bevt-run (`--test CKPT`) and bevt-test (EXP CKPT): test a checkpoint, optionally
+// with other views and every video's probabilities written out.
+struct TestFlags {
+  std::string checkpoint;  // --test CKPT: run.mode = test, init.checkpoint = CKPT
+  std::string dump;        // --dump FILE: per-video probabilities and predictions (JSONL)
+  std::string views;       // --views CxS: C clips x S crops (S = 1 center, 3 three-crop)
+  bool any() const { return !checkpoint.empty() || !dump.empty() || !views.empty(); }
+};
+
+void add_test_flags(CLI::App& app, TestFlags& flags);
+
+// The overrides --test and --views stand for; `slot` is the dataset table tested ("data.test" or "data.val").
+// A bad --views is a UserError (exit 2).
+std::vector<std::string> test_overrides(const TestFlags& flags, const std::string& slot);
+
 }  // namespace bevt::tools

@@ -2,7 +2,11 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
+#include <memory>
+
 #include "bevt/error.h"
+#include "bevt/progress.h"
 #include "bevt/rng.h"
 #include "host/dist/dist.h"
 #include "sample_seed.h"
@@ -19,7 +23,7 @@ const char* probe_name(Probe p) {
 }
 
 nlohmann::json EvalResult::to_json(const std::vector<std::string>& names) const {
-  nlohmann::json j{{"top1", top1}, {"top5", top5}, {"samples", samples}};
+  nlohmann::json j{{"top1", top1}, {"top5", top5}, {"mean_class", mean_class}, {"samples", samples}};
   nlohmann::json pc = nlohmann::json::object();
   for (size_t c = 0; c < per_class.size(); ++c) pc[c < names.size() ? names[c] : std::to_string(c)] = per_class[c];
   j["per_class"] = pc;
@@ -62,10 +66,52 @@ torch::Tensor apply_probe(const torch::Tensor& input, Probe probe, const std::ve
   }
   return torch::stack(out);
 }
+// Every rank's predictions on every rank, in dataset order. Each rank fills the rows of the samples it
+// evaluated in dataset-sized tables that are summed over ranks; a sample evaluated twice (a bad sample's
+// replacement) is divided by its count, which also undoes the sum for its id's bytes.
+std::vector<Prediction> gather_predictions(const std::vector<Prediction>& local, int64_t classes) {
+  double top = -1, id_len = 0;
+  for (const auto& p : local) {
+    top = std::max(top, static_cast<double>(p.index));
+    id_len = std::max(id_len, static_cast<double>(p.id.size()));
+  }
+  const int64_t n = static_cast<int64_t>(dist::max_across_ranks(top)) + 1;
+  const int64_t len = static_cast<int64_t>(dist::max_across_ranks(id_len));
+  torch::Tensor probs = torch::zeros({n, classes}, torch::kFloat64);
+  torch::Tensor ints = torch::zeros({n, 3 + len}, torch::kInt64);  // count, label, pred, id bytes
+  auto pa = probs.accessor<double, 2>();
+  auto ia = ints.accessor<int64_t, 2>();
+  for (const auto& p : local) {
+    ia[p.index][0] += 1;
+    ia[p.index][1] += p.label;
+    ia[p.index][2] += p.pred;
+    for (size_t k = 0; k < p.id.size(); ++k) ia[p.index][3 + static_cast<int64_t>(k)] += static_cast<unsigned char>(p.id[k]);
+    for (int64_t c = 0; c < classes; ++c) pa[p.index][c] += p.probs[static_cast<size_t>(c)];
+  }
+  dist::all_reduce_sum(probs);
+  dist::all_reduce_sum(ints);
+  pa = probs.accessor<double, 2>();
+  ia = ints.accessor<int64_t, 2>();
+  std::vector<Prediction> out;
+  for (int64_t i = 0; i < n; ++i) {
+    const int64_t count = ia[i][0];
+    if (count == 0) continue;
+    Prediction p;
+    p.index = i;
+    p.label = ia[i][1] / count;
+    p.pred = ia[i][2] / count;
+    for (int64_t k = 0; k < len && ia[i][3 + k] != 0; ++k) p.id += static_cast<char>(ia[i][3 + k] / count);
+    for (int64_t c = 0; c < classes; ++c) p.probs.push_back(static_cast<float>(pa[i][c] / static_cast<double>(count)));
+    out.push_back(std::move(p));
+  }
+  return out;
+}
+
 }  // namespace
 
 EvalResult evaluate(TrainModel& model, Loader& loader, const std::vector<std::string>& names,
-                    const torch::Device& device, Probe probe, uint64_t seed) {
+                    const torch::Device& device, Probe probe, uint64_t seed, std::vector<Prediction>* predictions,
+                    const std::string& label) {
   torch::NoGradGuard no_grad;
   model.train(false);
   const int64_t C = static_cast<int64_t>(names.size());
@@ -73,11 +119,16 @@ EvalResult evaluate(TrainModel& model, Loader& loader, const std::vector<std::st
   r.confusion.assign(static_cast<size_t>(C), std::vector<int64_t>(static_cast<size_t>(C), 0));
   int64_t top1 = 0, top5 = 0;
   loader.start_epoch(0, 0);
+  std::unique_ptr<Progress> progress;
+  if (dist::is_main()) progress = std::make_unique<Progress>(label, loader.batches_per_epoch());
+  int64_t batches = 0;
+  std::vector<Prediction> local;
   Batch b;
   while (loader.next(b)) {
     // Images (supervised image pre-training) are evaluated as they are; the probes need clips.
     if (b.input.dim() < 5 && (probe != Probe::None || b.input.dim() != 4))
       throw UserError("the probes and video evaluation need clips, the dataset gives images");
+    if (b.input.dim() == 6) r.views = b.input.size(1);
     torch::Tensor x = apply_probe(b.input, probe, b.indices, seed).to(device);
     torch::Tensor p = class_probabilities(model, x).cpu();
     if (p.size(1) != C)
@@ -85,6 +136,7 @@ EvalResult evaluate(TrainModel& model, Loader& loader, const std::vector<std::st
                                   "(set model.heads.cls.num_classes)",
                                   p.size(1), C));
     torch::Tensor pred = p.argmax(1);
+    torch::Tensor pf = predictions ? p.to(torch::kFloat32).contiguous() : torch::Tensor();
     torch::Tensor k5 = std::get<1>(p.topk(std::min<int64_t>(5, C), 1));
     for (int64_t i = 0; i < p.size(0); ++i) {
       int64_t y = b.label[i].item<int64_t>(), yhat = pred[i].item<int64_t>();
@@ -92,6 +144,22 @@ EvalResult evaluate(TrainModel& model, Loader& loader, const std::vector<std::st
       top1 += y == yhat;
       top5 += (k5[i] == y).any().item<bool>();
       ++r.samples;
+      if (predictions) {
+        Prediction pr{b.indices[static_cast<size_t>(i)], b.ids[static_cast<size_t>(i)], y, yhat, {}};
+        const float* row = pf[i].data_ptr<float>();
+        pr.probs.assign(row, row + C);
+        local.push_back(std::move(pr));
+      }
+    }
+    if (progress) progress->update(++batches);
+  }
+  if (progress) progress->finish();
+  if (predictions) {
+    if (dist::active()) {
+      *predictions = gather_predictions(local, C);
+    } else {
+      std::sort(local.begin(), local.end(), [](const Prediction& x, const Prediction& y) { return x.index < y.index; });
+      *predictions = std::move(local);
     }
   }
   if (dist::active()) {
@@ -130,6 +198,14 @@ EvalResult evaluate(TrainModel& model, Loader& loader, const std::vector<std::st
   }
   for (const auto& [k, v] : fam)
     if (v.second) r.per_family[k] = static_cast<double>(v.first) / static_cast<double>(v.second);
+  double sum = 0;
+  int64_t present = 0;
+  for (double a : r.per_class)
+    if (a >= 0) {
+      sum += a;
+      ++present;
+    }
+  r.mean_class = present ? sum / static_cast<double>(present) : 0.0;
   return r;
 }
 

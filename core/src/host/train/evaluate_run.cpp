@@ -43,6 +43,25 @@ std::string family_table(const std::map<std::string, EvalResult>& variants) {
   return t;
 }
 
+// `bevt-test --dump`: one JSON object per video, in dataset order, written whole or not at all.
+void write_predictions(const std::string& path, const std::vector<Prediction>& predictions,
+                       const std::vector<std::string>& names) {
+  std::string text;
+  for (const auto& p : predictions) {
+    nlohmann::json j{{"index", p.index},
+                     {"id", p.id},
+                     {"label", p.label},
+                     {"label_name", names.at(static_cast<size_t>(p.label))},
+                     {"pred", p.pred},
+                     {"pred_name", names.at(static_cast<size_t>(p.pred))},
+                     {"probs", p.probs}};
+    text += j.dump() + "\n";
+  }
+  const fs::path parent = fs::path(path).parent_path();
+  if (!parent.empty()) fs::create_directories(parent);
+  write_text_atomic(path, text);
+}
+
 int run_evaluation(const RunContext& ctx, bool probes) {
   TrainModel model = assemble_model(ctx.composition, false);
   initialise_model(ctx, model, true);
@@ -54,14 +73,26 @@ int run_evaluation(const RunContext& ctx, bool probes) {
   std::map<std::string, EvalResult> variants;
   std::vector<Probe> list = {Probe::None};
   if (probes) list = {Probe::None, Probe::SingleFrame, Probe::Shuffled};
+  std::vector<Prediction> predictions;
   for (Probe p : list) {
-    variants[probe_name(p)] = evaluate(model, *s->loader, ds->class_names(), device, p, ctx.run.seed);
-    log_info("{}: top1 {:.4f} top5 {:.4f}", probe_name(p), variants[probe_name(p)].top1, variants[probe_name(p)].top5);
+    const bool dump = p == Probe::None && !ctx.dump_path.empty();
+    const EvalResult& r = variants[probe_name(p)] = evaluate(model, *s->loader, ds->class_names(), device, p,
+                                                             ctx.run.seed, dump ? &predictions : nullptr,
+                                                             fmt::format("test {}", probe_name(p)));
+    log_info("{}: top1 {:.4f} top5 {:.4f} mean class accuracy {:.4f} ({} videos, {} view(s) each)", probe_name(p),
+             r.top1, r.top5, r.mean_class, r.samples, r.views);
+  }
+  if (!ctx.dump_path.empty() && dist::is_main()) {
+    write_predictions(ctx.dump_path, predictions, ds->class_names());
+    log_info("wrote {} predictions to {}", predictions.size(), ctx.dump_path);
   }
   nlohmann::json results{{"mode", ctx.run.mode}};
   const EvalResult& full = variants.at("full");
   results["top1"] = full.top1;
   results["top5"] = full.top5;
+  results["mean_class"] = full.mean_class;
+  results["views"] = full.views;
+  if (!ctx.dump_path.empty()) results["predictions"] = ctx.dump_path;
   for (const auto& [k, v] : variants) results[k] = v.to_json(ds->class_names());
   if (probes && !full.per_family.empty()) {
     results["table"] = family_table(variants);

@@ -53,7 +53,7 @@ int run_finetune(const RunContext& ctx) {
     if (!val || eval_every <= 0) return nullptr;
     bool final_epoch = total_epochs > 0 && epoch + 1 == total_epochs;
     if ((epoch + 1) % eval_every != 0 && !final_epoch) return nullptr;
-    EvalResult r = evaluate(model, *val->loader, val_ds->class_names(), device);
+    EvalResult r = evaluate(model, *val->loader, val_ds->class_names(), device, Probe::None, 0, nullptr, "validate");
     log_info("epoch {}: val top1 {:.4f} top5 {:.4f}", epoch + 1, r.top1, r.top5);
     last_eval = r.to_json(val_ds->class_names());
     best = std::max(best, r.top1);
@@ -63,7 +63,7 @@ int run_finetune(const RunContext& ctx) {
   nlohmann::json results{{"mode", "finetune"}, {"steps", res.steps}};
   for (const auto& [k, v] : res.last) results["final_" + k] = v;
   if (val) {
-    if (last_eval.is_null()) last_eval = evaluate(model, *val->loader, val_ds->class_names(), device).to_json(val_ds->class_names());
+    if (last_eval.is_null()) last_eval = evaluate(model, *val->loader, val_ds->class_names(), device, Probe::None, 0, nullptr, "validate").to_json(val_ds->class_names());
     results["val"] = last_eval;
     results["top1"] = last_eval["top1"];
     results["top5"] = last_eval["top5"];
