@@ -4,4 +4,4 @@
 set(BEVT_TEST_LABELS integration)  # runs the real binaries
 bevt_add_gtest(test_dist ${CMAKE_CURRENT_SOURCE_DIR}/test_dist.cpp)
 unset(BEVT_TEST_LABELS)
-add_dependencies(test_dist bevt-run video_swin i3d mim standard_maskers dalle synthetic)
+add_dependencies(test_dist bevt-run bevt-test video_swin i3d mim standard_maskers dalle synthetic)

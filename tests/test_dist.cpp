@@ -13,7 +13,9 @@
 #include <fstream>
 #include <map>
 #include <nlohmann/json.hpp>
+#include <algorithm>
 #include <optional>
+#include <sstream>
 #include <thread>
 
 #include "bevt/grad_checkpoint.h"
@@ -441,6 +443,31 @@ TEST(DistRun, TwoRanksOfBatchBEqualOneProcessOfBatch2B) {
   e = max_rel_error(d / "nproc" / last, d / "one" / last, worst);
   EXPECT_LE(e, 1e-5) << "worst tensor " << worst;
   EXPECT_EQ(lines_of(d / "nproc" / "latest" / "metrics.jsonl"), static_cast<size_t>(K));
+
+  // bevt-test --dump over two ranks gathers every rank's videos: the same file as one process writes (9
+  // videos: the ranks' shards differ in size).
+  t::write_file(d / "test.toml", t::read_text(d / "one.toml") +
+                                     "[data.test]\nplugin = \"synthetic\"\nsplit = \"test\"\nnum_videos = 9\n"
+                                     "frames = 8\nsize = 32\nclip_len = 4\nframe_interval = 2\nscale_range = []\n"
+                                     "crop = \"none\"\ncrop_size = 32\ncache_dir = \"" + (d / "cache").string() + "\"\n");
+  for (const char* n : {"t1", "t2"}) {
+    auto r = t::run(t::bin("bevt-test") + " " + (d / "test.toml").string() + " " + (d / "one").string() +
+                    " --views 2x1 --work-dir " + (d / n).string() + " --dump " + (d / n / "p.jsonl").string() +
+                    (n[1] == '2' ? " --nproc 2" : ""));
+    ASSERT_EQ(r.status, 0) << r.output;
+  }
+  auto p1 = t::read_text(d / "t1" / "p.jsonl"), p2 = t::read_text(d / "t2" / "p.jsonl");
+  std::istringstream a(p1), b(p2);
+  size_t n = 0;
+  for (std::string la, lb; std::getline(a, la) && std::getline(b, lb); ++n) {
+    auto ja = nlohmann::json::parse(la), jb = nlohmann::json::parse(lb);
+    for (const char* k : {"index", "id", "label", "pred"}) EXPECT_EQ(ja[k], jb[k]) << k << " line " << n;
+    auto pa = ja["probs"].get<std::vector<double>>(), pb = jb["probs"].get<std::vector<double>>();
+    ASSERT_EQ(pa.size(), pb.size());
+    for (size_t c = 0; c < pa.size(); ++c) EXPECT_NEAR(pa[c], pb[c], 1e-6) << "line " << n;
+  }
+  EXPECT_EQ(n, 9u);
+  EXPECT_EQ(std::count(p2.begin(), p2.end(), '\n'), 9);
 }
 
 // dist.init_single: under a launcher with WORLD_SIZE=1 the run joins a process group of one (the GPU check's

@@ -27,6 +27,10 @@ const char* const kUsage =
 }  // namespace
 
 int main(int argc, char** argv) {
+  // Already in bevt-run's form: a worker that --nproc started again with the arguments rearranged below.
+  for (int i = 1; i < argc; ++i)
+    if (std::strcmp(argv[i], "--test") == 0 || std::strncmp(argv[i], "--test=", 7) == 0)
+      return bevt::tools::run_main(argc, argv);
   std::vector<std::string> positional;
   std::vector<std::string> rest;
   for (int i = 1; i < argc; ++i) {
