@@ -6,7 +6,7 @@
 
 // Bump when an interface in core/include/bevt changes in a way that breaks already-built plugins.
 #ifndef BEVT_SDK_ABI_VERSION
-#define BEVT_SDK_ABI_VERSION 3
+#define BEVT_SDK_ABI_VERSION 4
 #endif
 
 #ifndef BEVT_TORCH_CUDA

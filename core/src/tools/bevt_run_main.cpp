@@ -169,6 +169,12 @@ int bevt::tools::run_main(int argc, char** argv) {
     // Parameter initialisation, dropout and drop path draw from torch's generator: seed it from the
     // experiment before any component is built, so the same config and seed give the same numbers.
     torch::manual_seed(run.seed);
+    // Building a large model or generating a synthetic dataset takes a while: say what is being built first.
+    if (!dry_run) {
+      std::string parts;
+      for (const auto& c : exp.components) parts += fmt::format("{}{} ({})", parts.empty() ? "" : ", ", c.path, c.plugin);
+      log_info("{}: building {} components: {}", experiment, exp.components.size(), parts);
+    }
     Composition comp = compose(registry, exp, /*build=*/true);
     dist::seed_rank_generator(run.seed);  // ranks > 0: their own dropout / drop-path draws
     if (dry_run) {

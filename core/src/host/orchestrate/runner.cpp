@@ -9,6 +9,7 @@
 
 #include "bevt/error.h"
 #include "bevt/log.h"
+#include "bevt/progress.h"
 #include "bevt/strings.h"
 #include "host/train/checkpoint.h"
 
@@ -72,6 +73,13 @@ int run(const PlanSpec& spec, const PlanOptions& opts, const StageOptions& sopts
     }
     train::write_text_atomic(results_file, results.dump(2) + "\n");
     skipped += o.skipped;
+    // Progress over the plan (each stage prints its own progress line while it runs): the mean time of the
+    // stages that ran so far, times the stages left.
+    const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_plan).count();
+    const size_t ran = i + 1 - skipped, left = stages.size() - i - 1;
+    log_info("plan: {}/{} stages done ({} ran, {} finished earlier) | elapsed {} | eta {}", i + 1, stages.size(), ran,
+             skipped, Progress::format_duration(elapsed),
+             left == 0 ? "0s" : ran == 0 ? "?" : Progress::format_duration(elapsed / ran * static_cast<double>(left)));
     summary += fmt::format("| {} | {} | {} | {} | {} |\n", i + 1, stage.name,
                            o.skipped ? "finished earlier" : fmt::format("ran ({:.0f} s)", secs), stage.work_dir,
                            top1_of(o.results));

@@ -73,7 +73,7 @@ LoopResult run_loop(const RunContext& ctx, TrainModel& model, const LoopSpec& sp
       resume_source = (fs::path(ctx.previous_run_dir.empty() ? run.work_dir : ctx.previous_run_dir) /
                        "metrics.jsonl").string();
     sinks.push_back(jsonl_sink(ctx.run_dir, resume_source, start));
-    sinks.push_back(progress_sink(spec.label, total));
+    sinks.push_back(progress_sink(spec.label, total, start));
     if (ctx.exp.log.tensorboard) sinks.push_back(tensorboard_sink(ctx.run_dir));
   }
   StepMetrics metrics(run.work_dir);
@@ -115,6 +115,7 @@ LoopResult run_loop(const RunContext& ctx, TrainModel& model, const LoopSpec& sp
 
     // Logging, evaluation at epoch ends, checkpoints: each only at its steps.
     const int64_t done = step + 1;
+    for (auto& sink : sinks) sink->step_done(done);
     const bool last_step = done == total;
     const bool logging = done % run.log_every == 0 || last_step;
     const bool saving = (run.ckpt_every > 0 && done % run.ckpt_every == 0) || last_step;
@@ -129,7 +130,10 @@ LoopResult run_loop(const RunContext& ctx, TrainModel& model, const LoopSpec& sp
       std::map<std::string, double> shown;
       for (const auto& [k, v] : mean)
         if (k != "data_time" && k != "grad_norm") shown[k] = v;
-      const std::string line = fmt::format("lr {:.3g} | {} | data {:.2f}s step {:.2f}s", lr, fmt_terms(shown),
+      std::string epochs;  // 1-based, per stream when there are several
+      for (auto* s : spec.streams)
+        epochs += fmt::format("epoch{} {} | ", spec.streams.size() > 1 ? "_" + s->name : "", s->epoch + 1);
+      const std::string line = fmt::format("{}lr {:.3g} | {} | data {:.2f}s step {:.2f}s", epochs, lr, fmt_terms(shown),
                                            mean.count("data_time") ? mean["data_time"] : 0.0, step_time);
       for (auto& sink : sinks) sink->write(rec, line);
       log_debug("step {} {}", done, line);

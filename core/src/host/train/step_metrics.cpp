@@ -23,10 +23,11 @@ class JsonlSink : public MetricsSink {
 
 class ProgressSink : public MetricsSink {
  public:
-  ProgressSink(const std::string& label, int64_t total) : progress_(label, total) {}
+  ProgressSink(const std::string& label, int64_t total, int64_t start) : progress_(label, total, 10.0, start) {}
   void write(const nlohmann::json& rec, const std::string& line) override {
     if (!line.empty()) progress_.update(rec.at("step").get<int64_t>(), line);  // evaluations have no line
   }
+  void step_done(int64_t done) override { progress_.update(done); }
   void finish() override { progress_.finish(); }
 
  private:
@@ -48,8 +49,8 @@ std::unique_ptr<MetricsSink> jsonl_sink(const std::string& run_dir, const std::s
   return std::make_unique<JsonlSink>(run_dir, resume_source, start_step);
 }
 
-std::unique_ptr<MetricsSink> progress_sink(const std::string& label, int64_t total_steps) {
-  return std::make_unique<ProgressSink>(label, total_steps);
+std::unique_ptr<MetricsSink> progress_sink(const std::string& label, int64_t total_steps, int64_t start_step) {
+  return std::make_unique<ProgressSink>(label, total_steps, start_step);
 }
 
 void StepMetrics::add_micro(const std::map<std::string, torch::Tensor>& terms, double scale, int64_t step_number) {

@@ -22,14 +22,16 @@ class MetricsSink {
   // rec: step, lr, step_time, peak_mem_mb, every mean term, epoch_<stream>; or an evaluation's metrics with
   // its step. `line`: the human summary ("" for evaluations).
   virtual void write(const nlohmann::json& rec, const std::string& line) = 0;
+  // After every step (no device sync: for progress and rate, not numbers).
+  virtual void step_done(int64_t /*done*/) {}
   virtual void finish() {}
 };
 
 // <run_dir>/metrics.jsonl (rank 0); a resumed run first copies resume_source's records up to start_step.
 std::unique_ptr<MetricsSink> jsonl_sink(const std::string& run_dir, const std::string& resume_source,
                                         int64_t start_step);
-// The progress line on the terminal (rank 0).
-std::unique_ptr<MetricsSink> progress_sink(const std::string& label, int64_t total_steps);
+// The progress line (rank 0): from the first second, every step, with the last logged numbers as its tail.
+std::unique_ptr<MetricsSink> progress_sink(const std::string& label, int64_t total_steps, int64_t start_step);
 
 class StepMetrics {
  public:
