@@ -1,16 +1,16 @@
-# Checkpoint converters (tools/bevt_pth.py, convert_checkpoint.py, convert_dalle.py: Python 3 + numpy, no torch).
-# convert.python: the reader, writer and command lines in unittest (round trips, formats, layouts, safety,
-# errors). test_convert: LibTorch's own deserializer loads the written .pth, the reader converts what LibTorch's
-# serializer writes, and converted official-layout checkpoints run through bevt-run and bevt-forward.
-set(BEVT_PYTHON3 /usr/bin/python3 CACHE FILEPATH "Python 3 with numpy (Debian's python3-numpy) for the converter tests")
-execute_process(COMMAND ${BEVT_PYTHON3} -c "import numpy" RESULT_VARIABLE _bevt_numpy OUTPUT_QUIET ERROR_QUIET)
-if(NOT _bevt_numpy EQUAL 0)
-  message(WARNING "${BEVT_PYTHON3} cannot import numpy: the convert tests will fail (apt-get install python3-numpy)")
-endif()
-add_test(NAME convert.python COMMAND ${BEVT_PYTHON3} ${CMAKE_CURRENT_SOURCE_DIR}/python/test_checkpoint_tools.py)
-set_tests_properties(convert.python PROPERTIES ENVIRONMENT "TMPDIR=${BEVT_TEST_TMP}" LABELS unit)
+# Checkpoint converters (tools/convert_checkpoint.py, tools/convert_dalle.py, tools/checkpoint_io.py), run by
+# build/bin/bevt-convert with BEVT_PYTHON, the Python of bevt's torch (cmake/BevtConvert.cmake).
+# convert.python: the command lines in unittest under BEVT_PYTHON (round trips, layouts, the weights-only
+# allow-list, malicious pickles refused, errors, the one-line messages of a Python without torch: /usr/bin/python3
+# unless BEVT_PLAIN_PYTHON says otherwise). test_convert: LibTorch's own deserializer loads the written .pth, the
+# converter reads what LibTorch's serializer writes, and converted official-layout checkpoints run through bevt-run
+# and bevt-forward.
+set(BEVT_PLAIN_PYTHON /usr/bin/python3 CACHE FILEPATH "a Python without torch (the converters' missing-torch message)")
+add_test(NAME convert.python COMMAND ${BEVT_PYTHON} ${CMAKE_CURRENT_SOURCE_DIR}/python/test_checkpoint_tools.py)
+set_tests_properties(convert.python PROPERTIES LABELS unit ENVIRONMENT "TMPDIR=${BEVT_TEST_TMP};\
+BEVT_CONVERT=${CMAKE_RUNTIME_OUTPUT_DIRECTORY}/bevt-convert;BEVT_PLAIN_PYTHON=${BEVT_PLAIN_PYTHON}")
 set(BEVT_TEST_LABELS integration)  # runs the real binaries
 bevt_add_gtest(test_convert test_convert.cpp)
 unset(BEVT_TEST_LABELS)
-target_compile_definitions(test_convert PRIVATE BEVT_PYTHON3="${BEVT_PYTHON3}")
+target_compile_definitions(test_convert PRIVATE BEVT_PYTHON="${BEVT_PYTHON}")
 add_dependencies(test_convert bevt-run bevt-forward video_swin i3d synthetic dalle)

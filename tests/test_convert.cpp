@@ -1,8 +1,9 @@
-// The checkpoint converters (tools/convert_checkpoint.py, tools/convert_dalle.py, torch-free) checked against
-// PyTorch's own serializer: LibTorch's torch::pickle_load is the deserializer behind torch.load's zip format,
-// and torch::pickle_save writes that format, so a .pth the converter writes must load with pickle_load, and a
-// .pth pickle_save writes must convert. Then official-layout checkpoints go through the real binaries: a
-// fine-tune checkpoint evaluates with bevt-run, a pickled DALL-E encoder module passes the dalle fixture.
+// The checkpoint converters (build/bin/bevt-convert: tools/convert_checkpoint.py and tools/convert_dalle.py on
+// the Python of bevt's torch) checked against LibTorch's own serializer: torch::pickle_load is the C++
+// deserializer of torch.save's zip format and torch::pickle_save writes that format, so a .pth the converter
+// writes must load with pickle_load, and a .pth pickle_save writes must convert. Then official-layout
+// checkpoints go through the real binaries: a fine-tune checkpoint evaluates with bevt-run, a pickled DALL-E
+// encoder module passes the dalle fixture.
 #include <gtest/gtest.h>
 #include <torch/csrc/jit/serialization/pickle.h>
 
@@ -21,8 +22,10 @@ namespace fs = std::filesystem;
 
 namespace {
 
+// The converters' command lines: bevt-convert (tools/convert_checkpoint.py) and bevt-convert dalle
+// (tools/convert_dalle.py).
 std::string tool(const std::string& script) {
-  return std::string(BEVT_PYTHON3) + " " + BEVT_SOURCE_DIR + "/tools/" + script + " ";
+  return t::bin("bevt-convert") + (script == "convert_dalle.py" ? " dalle " : " ");
 }
 
 std::vector<char> read_bytes(const fs::path& p) {
@@ -200,13 +203,14 @@ TEST(convert, FinetuneCheckpointEvaluatesAfterConversion) {
   EXPECT_EQ(read_text(d / "test_converted" / "confusion.csv"), read_text(d / "test_original" / "confusion.csv"));
 }
 
-// A file shaped like OpenAI's encoder.pkl (a whole pickled dall_e Encoder: module objects, Parameters through
-// torch._utils._rebuild_parameter) holding the golden fixture's weights converts to the names the dalle plugin
+// A file shaped like OpenAI's encoder.pkl (a whole dall_e Encoder torch.saved by the fixture script from
+// stand-in classes under dall_e's module names) holding the golden fixture's weights converts to the names the
+// dalle plugin
 // loads strictly, and the plugin then reproduces the official encoder's output (bevt-forward --check).
 TEST(convert, PickledDalleEncoderPassesTheFixture) {
   auto d = t::temp_dir("convert_dalle");
   const fs::path fixture = fs::path(BEVT_FIXTURES_DIR) / "dalle_encoder";
-  auto r = t::run(std::string(BEVT_PYTHON3) + " " + BEVT_SOURCE_DIR + "/tests/python/checkpoint_fixtures.py encoder-pkl " +
+  auto r = t::run(std::string(BEVT_PYTHON) + " " + BEVT_SOURCE_DIR + "/tests/python/checkpoint_fixtures.py encoder-pkl " +
                   (fixture / "weights.safetensors").string() + " " + (d / "encoder.pkl").string());
   ASSERT_EQ(r.status, 0) << r.output;
   fs::create_directories(d / "fx");

@@ -126,6 +126,7 @@ TEST(dalle, WeightErrorsAreOneLineUserErrors) {
     std::string m = e.what();
     EXPECT_NE(m.find("encoder.pkl"), std::string::npos) << m;
     EXPECT_NE(m.find("convert_dalle.py"), std::string::npos) << m;
+    EXPECT_NE(m.find("bevt-convert dalle"), std::string::npos) << m;
     EXPECT_EQ(m.find('\n'), std::string::npos) << m;
   }
   auto a = make(kSmall);

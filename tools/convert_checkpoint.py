@@ -1,29 +1,36 @@
 #!/usr/bin/env python3
 """Convert PyTorch checkpoints to safetensors with the official names, and bevt's safetensors back to .pth.
 
-    convert_checkpoint.py SRC.pth DST.safetensors [options]    a PyTorch checkpoint -> safetensors
-    convert_checkpoint.py SRC.safetensors DST.pth [--layout]   safetensors -> a .pth that torch.load reads
+    bevt-convert SRC.pth DST.safetensors [options]    a PyTorch checkpoint -> safetensors
+    bevt-convert SRC.safetensors DST.pth [--layout]   safetensors -> a .pth that torch.load reads
 
-Reads any torch.save file (zip or legacy format) without torch: mmcv checkpoints {"meta", "state_dict",
-"optimizer"} (BEVT pre-train and fine-tune, Video Swin), PySlowFast's {"model_state", ...} (TimeSformer),
-{"model", ...} (Swin 2D ImageNet, timm, DeiT), plain state dicts and pickled nn.Module objects. The layout is
-detected (or named with --key); names stay the official ones, DDP's "module." prefix is removed.
+build/bin/bevt-convert runs this file with the Python of bevt's torch (scripts/setup.sh installs torch, numpy
+and safetensors there). Checkpoints are read with torch.load(weights_only=True): tensors, plain containers and
+an explicit list of harmless classes (tools/checkpoint_io.py); a pickle naming anything else (a function that
+would run code, a class of a package that is not installed) is refused. Layouts: mmcv checkpoints {"meta",
+"state_dict", "optimizer"} (BEVT pre-train and fine-tune, Video Swin), PySlowFast's {"model_state", ...}
+(TimeSformer), {"model", ...} (Swin 2D ImageNet, timm, DeiT), plain state dicts and pickled nn.Module objects
+of torch.nn classes. The layout is detected (or named with --key); names stay the official ones, DDP's
+"module." prefix is removed. Both torch.save formats (zip and the legacy one of torch < 1.6) are read.
 
 Examples:
-    python3 tools/convert_checkpoint.py bevt_ssv2.pth bevt_ssv2.safetensors
-    python3 tools/convert_checkpoint.py swin_base_patch4_window7_224.pth swin_b_in1k.safetensors
-    python3 tools/convert_checkpoint.py bevt_pretrain.pth backbone.safetensors --only backbone. --strip backbone.
-    python3 tools/convert_checkpoint.py work_dirs/ssv2/checkpoints/step_100/model.safetensors ssv2.pth
+    build/bin/bevt-convert bevt_ssv2.pth bevt_ssv2.safetensors
+    build/bin/bevt-convert swin_base_patch4_window7_224.pth swin_b_in1k.safetensors
+    build/bin/bevt-convert bevt_pretrain.pth backbone.safetensors --only backbone. --strip backbone.
+    build/bin/bevt-convert work_dirs/ssv2/checkpoints/step_100/model.safetensors ssv2.pth
+    build/bin/bevt-convert dalle encoder.pkl weights/dalle_encoder.safetensors   (tools/convert_dalle.py)
 
-Bad input (a missing file, not a checkpoint, an unknown layout, a non-tensor where a tensor is needed) is a
-one-line error with exit status 2; nothing is written then. Needs Python 3 and numpy; torch is not used.
+Bad input (a missing file, not a checkpoint, a refused pickle, an unknown layout, a non-tensor where a tensor
+is needed) is a one-line error with exit status 2; nothing is written then.
 """
 import argparse
 import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import bevt_pth as bp  # noqa: E402
+import checkpoint_io as cio  # noqa: E402  (one line and exit 2 without torch)
+
+torch = cio.torch
 
 PROG = "convert_checkpoint"
 EMA_PREFIX = "ema_"
@@ -31,18 +38,19 @@ EMA_PREFIX = "ema_"
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message):
-        raise bp.CheckpointError(f"{message} (see --help)")
+        raise cio.CheckpointError(f"{message} (see --help)")
 
 
 def parse_args(argv):
-    ap = _Parser(prog="convert_checkpoint.py", description=__doc__.split("\n\n")[0],
+    ap = _Parser(prog=os.environ.get("BEVT_CONVERT_PROG", "convert_checkpoint.py"),
+                 description=__doc__.split("\n\n")[0],
                  formatter_class=argparse.RawDescriptionHelpFormatter,
                  epilog=__doc__.split("\n\n", 1)[1])
     ap.add_argument("src", help="a PyTorch checkpoint (.pth/.pt/.pkl/.bin) or a safetensors file")
     ap.add_argument("dst", nargs="?", help="output: .safetensors for a checkpoint, .pth/.pt for a safetensors file")
     g = ap.add_argument_group("checkpoint -> safetensors")
     g.add_argument("--key", help="the top-level entry holding the state dict (default: detected: "
-                                 + ", ".join(bp.STATE_DICT_KEYS) + ", or the file itself)")
+                                 + ", ".join(cio.STATE_DICT_KEYS) + ", or the file itself)")
     g.add_argument("--only", action="append", default=[], metavar="PREFIX",
                    help="keep only tensors whose name starts with PREFIX (repeatable), e.g. --only backbone.")
     g.add_argument("--exclude", action="append", default=[], metavar="TEXT",
@@ -89,14 +97,14 @@ def select(sd, args, notes):
                     continue
                 e = sd.get(EMA_PREFIX + k.replace(".", "_"))
                 if e is not None:
-                    if e.shape != v.shape or e.dtype is not v.dtype:
-                        raise bp.CheckpointError(f"{args.src}: EMA buffer {EMA_PREFIX}{k.replace('.', '_')} "
-                                                 f"{e!r} does not match {k} {v!r}")
+                    if e.shape != v.shape or e.dtype != v.dtype:
+                        raise cio.CheckpointError(f"{args.src}: EMA buffer {EMA_PREFIX}{k.replace('.', '_')} "
+                                                  f"({cio.spec(e)}) does not match {k} ({cio.spec(v)})")
                     v, used = e, used + 1
                 out[k] = v
             orphans = [k for k in ema if k[len(EMA_PREFIX):] not in by_flat]
             if orphans:
-                raise bp.CheckpointError(f"{args.src}: EMA buffers without a parameter: {', '.join(orphans[:3])}")
+                raise cio.CheckpointError(f"{args.src}: EMA buffers without a parameter: {', '.join(orphans[:3])}")
             sd = out
             notes.append(f"took {used} parameters from their mmcv EMA buffers ({EMA_PREFIX}*)")
     names = list(sd)
@@ -106,12 +114,12 @@ def select(sd, args, notes):
     if args.only:
         sd = {k: v for k, v in sd.items() if _startswith_any(k, args.only)}
         if not sd:
-            raise bp.CheckpointError(f"{args.src}: no tensor name starts with {' or '.join(args.only)} "
-                                     f"(names look like {', '.join(names[:3])})")
+            raise cio.CheckpointError(f"{args.src}: no tensor name starts with {' or '.join(args.only)} "
+                                      f"(names look like {', '.join(names[:3])})")
     if args.exclude:
         sd = {k: v for k, v in sd.items() if not any(x in k for x in args.exclude)}
         if not sd:
-            raise bp.CheckpointError(f"{args.src}: --exclude {' '.join(args.exclude)} leaves no tensor")
+            raise cio.CheckpointError(f"{args.src}: --exclude {' '.join(args.exclude)} leaves no tensor")
     out = {}
     for k, v in sd.items():
         for p in args.strip:
@@ -119,30 +127,30 @@ def select(sd, args, notes):
                 k = k[len(p):]
         k = args.add_prefix + k
         if not k:
-            raise bp.CheckpointError(f"{args.src}: --strip leaves an empty name")
+            raise cio.CheckpointError(f"{args.src}: --strip leaves an empty name")
         if k in out:
-            raise bp.CheckpointError(f"{args.src}: two tensors become '{k}' after --strip/--add-prefix")
+            raise cio.CheckpointError(f"{args.src}: two tensors become '{k}' after --strip/--add-prefix")
         out[k] = v
     if args.dtype != "keep":
-        d = {"float32": "F32", "float16": "F16", "bfloat16": "BF16"}[args.dtype]
-        out = {k: v.to(d) for k, v in out.items()}
+        d = getattr(torch, args.dtype)
+        out = {k: v.to(d) if v.is_floating_point() else v for k, v in out.items()}
     return out
 
 
 def summary(tensors):
-    floats = sum(t.numel for t in tensors.values() if t.is_floating_point)
+    floats = sum(t.numel() for t in tensors.values() if t.is_floating_point())
     counts = {}
     for t in tensors.values():
-        counts[t.dtype.name] = counts.get(t.dtype.name, 0) + 1
+        counts[cio.dtype_name(t)] = counts.get(cio.dtype_name(t), 0) + 1
     dtypes = ", ".join(f"{n} {c}" for n, c in sorted(counts.items(), key=lambda x: -x[1]))
-    nbytes = sum(t.nbytes for t in tensors.values())
-    return f"{len(tensors)} tensors, {floats / 1e6:.2f}M parameters ({dtypes}), {bp.human_bytes(nbytes)}"
+    nbytes = sum(t.numel() * t.element_size() for t in tensors.values())
+    return f"{len(tensors)} tensors, {floats / 1e6:.2f}M parameters ({dtypes}), {cio.human_bytes(nbytes)}"
 
 
 def to_safetensors(args):
-    fmt = bp.sniff(args.src)
-    obj = bp.load(args.src)
-    sd, layout = bp.find_state_dict(obj, args.src, args.key)
+    fmt = cio.sniff(args.src)
+    obj = cio.load_pth(args.src)
+    sd, layout = cio.find_state_dict(obj, args.src, args.key)
     print(f"read {args.src}: {'torch.save zip' if fmt == 'zip' else 'legacy torch.save'} format, {layout}")
     notes = []
     tensors = select(sd, args, notes)
@@ -150,32 +158,32 @@ def to_safetensors(args):
         print(f"  {n}")
     if args.list:
         for k, t in tensors.items():
-            print(f"{k} {t.dtype.name} {list(t.shape)}")
+            print(f"{k} {cio.spec(t)}")
         print(f"selected {summary(tensors)}")
         return 0
     if not args.dst.endswith(".safetensors"):
-        raise bp.CheckpointError(f"{args.dst}: the output of a PyTorch checkpoint is a .safetensors file")
+        raise cio.CheckpointError(f"{args.dst}: the output of a PyTorch checkpoint is a .safetensors file")
     if os.path.abspath(args.dst) == os.path.abspath(args.src):
-        raise bp.CheckpointError(f"{args.dst}: the output would overwrite the input")
+        raise cio.CheckpointError(f"{args.dst}: the output would overwrite the input")
     meta = {"format": "pt", "source": os.path.basename(args.src), "converted_by": "bevt tools/convert_checkpoint.py"}
-    bp.save_safetensors(args.dst, tensors, meta)
+    cio.save_safetensors(args.dst, tensors, meta)
     print(f"wrote {args.dst}: {summary(tensors)}")
     return 0
 
 
 def to_pth(args):
-    tensors, meta = bp.load_safetensors(args.src)
+    tensors, meta = cio.load_safetensors(args.src)
     if not tensors:
-        raise bp.CheckpointError(f"{args.src}: holds no tensors")
+        raise cio.CheckpointError(f"{args.src}: holds no tensors")
     if args.list:
         for k, t in tensors.items():
-            print(f"{k} {t.dtype.name} {list(t.shape)}")
+            print(f"{k} {cio.spec(t)}")
         print(f"{args.src}: {summary(tensors)}")
         return 0
     if args.dst.endswith(".safetensors"):
-        raise bp.CheckpointError(f"{args.dst}: the output of a safetensors file is a .pth file")
+        raise cio.CheckpointError(f"{args.dst}: the output of a safetensors file is a .pth file")
     if os.path.abspath(args.dst) == os.path.abspath(args.src):
-        raise bp.CheckpointError(f"{args.dst}: the output would overwrite the input")
+        raise cio.CheckpointError(f"{args.dst}: the output would overwrite the input")
     sd = dict(tensors)
     info = {"source": os.path.basename(args.src), "converted_by": "bevt tools/convert_checkpoint.py"}
     info.update({f"safetensors.{k}": v for k, v in meta.items()})
@@ -185,7 +193,7 @@ def to_pth(args):
         obj = {"meta": info, "state_dict": sd}
     else:
         obj = {args.layout: sd, "meta": info}
-    bp.save(obj, args.dst)
+    cio.save_pth(obj, args.dst)
     shape = {"plain": "the state dict itself", "mmcv": "{'meta', 'state_dict'}"}.get(
         args.layout, f"{{'{args.layout}', 'meta'}}")
     print(f"wrote {args.dst}: {summary(tensors)}, torch.save zip format, {shape}")
@@ -195,11 +203,11 @@ def to_pth(args):
 def main(argv=None):
     try:
         args = parse_args(sys.argv[1:] if argv is None else argv)
-        if bp.sniff(args.src) == "safetensors":
+        if cio.sniff(args.src) == "safetensors":
             return to_pth(args)
         return to_safetensors(args)
-    except (bp.CheckpointError, OSError) as e:
-        return bp.fail(PROG, e)
+    except Exception as e:  # noqa: BLE001  one line, never a traceback (cio.fail sorts them)
+        return cio.fail(PROG, e)
 
 
 if __name__ == "__main__":

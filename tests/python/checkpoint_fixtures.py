@@ -1,117 +1,130 @@
-"""Synthetic checkpoints for the converter tests, written with tools/bevt_pth.py (no torch here).
+"""Checkpoints for the converter tests, written with torch.save from real tensors and real nested objects.
 
-  * encoder_pkl(weights, path): a file shaped like OpenAI's encoder.pkl: a whole pickled dall_e.encoder.Encoder
-    (module objects with their attribute dicts, _parameters OrderedDicts of nn.Parameters rebuilt through
-    torch._utils._rebuild_parameter, torch.device attributes), holding the given blocks.* weights;
-  * save_legacy(obj, path): the pre-1.6 torch.save stream (magic number, protocol, sys info, object pickle,
-    storage keys, raw storages), including storage views;
-  * tiny_dalle_weights(...): random blocks.* tensors with the official names for a small encoder.
+The classes of the packages whose objects checkpoints carry (OpenAI's dall_e modules, mmcv's ConfigDict, yacs's
+and fvcore's CfgNode, mmengine's HistoryBuffer) are defined here under those exact module names, so that pickle
+writes the same globals as the originals do; none of those packages is installed or needed.
 
-Command line (used by tests/test_convert.cpp):
+  * encoder_module(weights): a dall_e.encoder.Encoder (nn.Module: dall_e.utils.Conv2d, EncoderBlock, torch.nn
+    Sequential, ReLU, MaxPool2d, Identity, torch.device attributes) holding the given blocks.* weights;
+    encoder_pkl(weights, path) torch.saves it whole, as OpenAI's encoder.pkl is;
+  * tiny_dalle_weights(...): random blocks.* tensors with the official names for a small encoder;
+  * ConfigDict (mmcv), YacsCfgNode and FvcoreCfgNode (Swin 2D, PySlowFast), HistoryBuffer (mmengine): the
+    metadata objects those checkpoints carry.
+
+Command line (used by tests/test_convert.cpp, run with the Python of bevt's torch):
     checkpoint_fixtures.py encoder-pkl WEIGHTS.safetensors OUT.pkl
 """
 import collections
-import os
-import struct
+import math
 import sys
+import types
 
-import numpy as np
-
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "tools"))
-import bevt_pth as bp  # noqa: E402
+import torch
+from torch import nn
 
 OD = collections.OrderedDict
-DEVICE = bp.Call("torch", "device", ("cpu",))
 
 
-def _module(module, name, params=None, children=None, **attrs):
-    state = {
-        "training": False,
-        "_parameters": OD(params or {}),
-        "_buffers": OD(),
-        "_non_persistent_buffers_set": set(),
-        "_backward_hooks": OD(),
-        "_forward_hooks": OD(),
-        "_forward_pre_hooks": OD(),
-        "_state_dict_hooks": OD(),
-        "_load_state_dict_pre_hooks": OD(),
-        "_modules": OD(children or {}),
-    }
-    state.update(attrs)
-    return bp.Object(module, name, state)
+def _module(name):
+    """The module object `name` (and its parents) in sys.modules, created empty when missing."""
+    parts = name.split(".")
+    for i in range(1, len(parts) + 1):
+        full = ".".join(parts[:i])
+        if full not in sys.modules:
+            sys.modules[full] = types.ModuleType(full)
+            if i > 1:
+                setattr(sys.modules[".".join(parts[:i - 1])], parts[i - 1], sys.modules[full])
+    return sys.modules[name]
 
 
-def _param(t):
-    return bp.Tensor(t.dtype, t.shape, array=t.numpy(), parameter=True)
+def _register(module, cls):
+    cls.__module__ = module
+    setattr(_module(module), cls.__name__, cls)
+    return cls
 
 
-def _conv(w, prefix, use_float16=True):
-    wt, bt = w[prefix + ".w"], w[prefix + ".b"]
-    n_out, n_in, kw = wt.shape[0], wt.shape[1], wt.shape[2]
-    return _module("dall_e.utils", "Conv2d", OD(w=_param(wt), b=_param(bt)), n_in=n_in, n_out=n_out, kw=kw,
-                   use_float16=use_float16, device=DEVICE, requires_grad=False)
+# ---- OpenAI's dall_e (attrs classes there; plain nn.Modules with the same attributes here) ----
+
+class Conv2d(nn.Module):
+    def __init__(self, n_in, n_out, kw, use_float16=True, device=torch.device("cpu"), requires_grad=False):
+        super().__init__()
+        self.n_in, self.n_out, self.kw = n_in, n_out, kw
+        self.use_float16, self.device, self.requires_grad = use_float16, device, requires_grad
+        w = torch.empty((n_out, n_in, kw, kw)).normal_(std=1 / math.sqrt(n_in * kw ** 2))
+        self.w, self.b = nn.Parameter(w, requires_grad), nn.Parameter(torch.zeros(n_out), requires_grad)
 
 
-def _relu():
-    return _module("torch.nn.modules.activation", "ReLU", inplace=False)
+class EncoderBlock(nn.Module):
+    def __init__(self, n_in, n_out, n_layers, device=torch.device("cpu"), requires_grad=False):
+        super().__init__()
+        self.n_in, self.n_out, self.n_layers = n_in, n_out, n_layers
+        self.device, self.requires_grad = device, requires_grad
+        self.n_hid = n_out // 4
+        self.post_gain = 1 / n_layers ** 2
+        self.id_path = Conv2d(n_in, n_out, 1) if n_in != n_out else nn.Identity()
+        h = self.n_hid
+        self.res_path = nn.Sequential(OD([
+            ("relu_1", nn.ReLU()), ("conv_1", Conv2d(n_in, h, 3)), ("relu_2", nn.ReLU()),
+            ("conv_2", Conv2d(h, h, 3)), ("relu_3", nn.ReLU()), ("conv_3", Conv2d(h, h, 3)), ("relu_4", nn.ReLU()),
+            ("conv_4", Conv2d(h, n_out, 1))]))
 
 
-def _sequential(children):
-    return _module("torch.nn.modules.container", "Sequential", children=children)
+class Encoder(nn.Module):
+    def __init__(self, group_count=4, n_hid=256, n_blk_per_group=2, input_channels=3, vocab_size=8192,
+                 device=torch.device("cpu"), requires_grad=False, use_mixed_precision=True):
+        super().__init__()
+        self.group_count, self.n_hid, self.n_blk_per_group = group_count, n_hid, n_blk_per_group
+        self.input_channels, self.vocab_size = input_channels, vocab_size
+        self.device, self.requires_grad, self.use_mixed_precision = device, requires_grad, use_mixed_precision
+        n_layers = group_count * n_blk_per_group
+        blocks = OD(input=Conv2d(input_channels, n_hid, 7))
+        width = n_hid
+        for g in range(1, group_count + 1):
+            out = n_hid * 2 ** (g - 1)
+            kids = OD()
+            for b in range(1, n_blk_per_group + 1):
+                kids[f"block_{b}"] = EncoderBlock(width if b == 1 else out, out, n_layers)
+            if g != group_count:
+                kids["pool"] = nn.MaxPool2d(kernel_size=2)
+            blocks[f"group_{g}"] = nn.Sequential(kids)
+            width = out
+        blocks["output"] = nn.Sequential(OD(relu=nn.ReLU(), conv=Conv2d(width, vocab_size, 1, use_float16=False)))
+        self.blocks = nn.Sequential(blocks)
 
 
-def encoder_object(w):
-    """The pickled-object graph of a dall_e Encoder holding weights w (name -> bevt_pth.Tensor)."""
+_register("dall_e.utils", Conv2d)
+_register("dall_e.encoder", EncoderBlock)
+_register("dall_e.encoder", Encoder)
+
+
+def encoder_module(w):
+    """A dall_e.encoder.Encoder whose state dict is w (name -> tensor with the official names)."""
     groups = sorted({int(k.split(".")[1][len("group_"):]) for k in w if k.startswith("blocks.group_")})
     n_blk = len({k.split(".")[2] for k in w if k.startswith("blocks.group_1.")})
-    blocks = OD(input=_conv(w, "blocks.input"))
-    for g in groups:
-        kids = OD()
-        for b in range(1, n_blk + 1):
-            p = f"blocks.group_{g}.block_{b}"
-            res = OD()
-            for i in range(1, 5):
-                res[f"relu_{i}"] = _relu()
-                res[f"conv_{i}"] = _conv(w, f"{p}.res_path.conv_{i}")
-            n_out = w[f"{p}.res_path.conv_4.w"].shape[0]
-            n_in = w[f"{p}.res_path.conv_1.w"].shape[1]
-            idp = (_conv(w, f"{p}.id_path") if f"{p}.id_path.w" in w
-                   else _module("torch.nn.modules.linear", "Identity"))
-            kids[f"block_{b}"] = _module("dall_e.encoder", "EncoderBlock",
-                                         children=OD(id_path=idp, res_path=_sequential(res)), n_in=n_in,
-                                         n_out=n_out, n_layers=len(groups) * n_blk, device=DEVICE,
-                                         requires_grad=False, n_hid=n_out // 4,
-                                         post_gain=1.0 / (len(groups) * n_blk) ** 2)
-        if g != groups[-1]:
-            kids["pool"] = _module("torch.nn.modules.pooling", "MaxPool2d", kernel_size=2, stride=2, padding=0,
-                                   dilation=1, return_indices=False, ceil_mode=False)
-        blocks[f"group_{g}"] = _sequential(kids)
-    blocks["output"] = _sequential(OD(relu=_relu(), conv=_conv(w, "blocks.output.conv", use_float16=False)))
-    n_hid, in_ch = w["blocks.input.w"].shape[0], w["blocks.input.w"].shape[1]
-    return _module("dall_e.encoder", "Encoder", children=OD(blocks=_sequential(blocks)), group_count=len(groups),
-                   n_hid=n_hid, n_blk_per_group=n_blk, input_channels=in_ch,
-                   vocab_size=w["blocks.output.conv.w"].shape[0], device=DEVICE, requires_grad=False,
-                   use_mixed_precision=True)
+    enc = Encoder(group_count=len(groups), n_hid=w["blocks.input.w"].shape[0], n_blk_per_group=n_blk,
+                  input_channels=w["blocks.input.w"].shape[1], vocab_size=w["blocks.output.conv.w"].shape[0])
+    enc.load_state_dict(w, strict=True)
+    return enc
 
 
-def encoder_pkl(w, path):
-    bp.save(encoder_object(w), path)
+def encoder_pkl(w, path, legacy=False):
+    torch.save(encoder_module(w), path, _use_new_zipfile_serialization=not legacy)
 
 
 def tiny_dalle_weights(n_hid=8, vocab=16, n_blk=2, groups=4, seed=0):
-    rng = np.random.default_rng(seed)
+    g = torch.Generator().manual_seed(seed)
     w = OD()
 
     def conv(name, n_in, n_out, k):
-        w[name + ".w"] = bp.Tensor.from_numpy(rng.standard_normal((n_out, n_in, k, k)).astype(np.float32))
-        w[name + ".b"] = bp.Tensor.from_numpy(rng.standard_normal(n_out).astype(np.float32))
+        w[name + ".w"] = torch.randn((n_out, n_in, k, k), generator=g)
+        w[name + ".b"] = torch.randn(n_out, generator=g)
 
     conv("blocks.input", 3, n_hid, 7)
     width = n_hid
-    for g in range(1, groups + 1):
-        out = n_hid * 2 ** (g - 1)
+    for gi in range(1, groups + 1):
+        out = n_hid * 2 ** (gi - 1)
         for b in range(1, n_blk + 1):
-            p = f"blocks.group_{g}.block_{b}"
+            p = f"blocks.group_{gi}.block_{b}"
             n_in = width if b == 1 else out
             if n_in != out:
                 conv(p + ".id_path", n_in, out, 1)
@@ -124,45 +137,48 @@ def tiny_dalle_weights(n_hid=8, vocab=16, n_blk=2, groups=4, seed=0):
     return w
 
 
-def save_legacy(obj, path, views=None):
-    """torch < 1.6's stream format. `views` maps id(tensor) -> (root tensor, element offset, view size): the
-    tensor's storage is then written as a view of root's storage, as old torch did for storage slices."""
-    views = views or {}
-    roots, order = {}, []
+# ---- metadata objects of mmcv, yacs/fvcore and mmengine ----
 
-    def root_key(t):
-        if id(t) not in roots:
-            roots[id(t)] = str(len(order))
-            order.append(t)
-        return roots[id(t)]
+class ConfigDict(dict):
+    """mmcv.utils.config.ConfigDict (an addict.Dict: a dict whose pickled state is the dict itself)."""
 
-    def storage_id(t):
-        if id(t) in views:
-            root, off, size = views[id(t)]
-            k = root_key(root)
-            return ("storage", bp._GlobalRef("torch", root.dtype.storage), k, "cpu", root.numel, (k + "v", off, size))
-        return ("storage", bp._GlobalRef("torch", t.dtype.storage), root_key(t), "cpu", t.numel, None)
+    def __getstate__(self):
+        return self
 
-    def dumps(x, sid=None):
-        return bp._Pickler(sid).dumps(x)
+    def __setstate__(self, state):
+        self.update(state)
 
-    parts = [dumps(bp.MAGIC_NUMBER), dumps(bp.LEGACY_PROTOCOL_VERSION),
-             dumps({"protocol_version": bp.LEGACY_PROTOCOL_VERSION, "little_endian": True,
-                    "type_sizes": {"short": 2, "int": 4, "long": 4}})]
-    parts.append(dumps(obj, storage_id))
-    parts.append(dumps(list(order and [root_key(t) for t in order])))
-    with open(path, "wb") as f:
-        for p in parts:
-            f.write(p)
-        for t in order:
-            f.write(struct.pack("<q", t.numel))
-            f.write(t.tobytes())
+
+class CfgNode(dict):
+    """yacs.config.CfgNode / fvcore.common.config.CfgNode: a dict with an attribute dict of flags."""
+
+    def __init__(self, init=None):
+        super().__init__(init or {})
+        self.__dict__["__immutable__"] = True
+        self.__dict__["__deprecated_keys__"] = set()
+        self.__dict__["__new_allowed__"] = False
+
+
+class HistoryBuffer:
+    """mmengine.logging.history_buffer.HistoryBuffer: numpy arrays of logged scalars."""
+
+    def __init__(self, values):
+        import numpy as np
+        self.max_length = 1000000
+        self._log_history = np.asarray(values, dtype=np.float64)
+        self._count_history = np.ones(len(values), dtype=np.int64)
+
+
+_register("mmcv.utils.config", ConfigDict)
+_register("mmengine.logging.history_buffer", HistoryBuffer)
+YacsCfgNode = _register("yacs.config", type("CfgNode", (CfgNode,), {}))
+FvcoreCfgNode = _register("fvcore.common.config", type("CfgNode", (YacsCfgNode,), {}))
 
 
 def main(argv):
     if len(argv) == 3 and argv[0] == "encoder-pkl":
-        w, _ = bp.load_safetensors(argv[1])
-        encoder_pkl(w, argv[2])
+        from safetensors.torch import load_file
+        encoder_pkl(load_file(argv[1]), argv[2])
         return 0
     print(__doc__, file=sys.stderr)
     return 2

@@ -80,7 +80,8 @@ class DalleTokenizer : public bevt::Tokenizer {
         key("vocab_size", int64_t{8192}, "codebook size (logit channels)"),
         key("logit_laplace_eps", 0.1, "map_pixels eps: x*(1-2eps)+eps"),
         key("input_size", int64_t{112}, "side of the square images the tokenizer expects (BEVT: 112)"),
-        key("weights", "", "safetensors file of the encoder's state dict (tools/convert_dalle.py); \"\" = random"),
+        key("weights", "",
+            "safetensors file of the encoder's state dict (build/bin/bevt-convert dalle); \"\" = random"),
     };
   }
 
@@ -131,7 +132,7 @@ class DalleTokenizer : public bevt::Tokenizer {
       if (!std::filesystem::exists(path))
         throw bevt::UserError(fmt::format(
             "{}: DALL-E weights '{}' not found; download OpenAI's encoder.pkl ({}) and convert it with "
-            "`python tools/convert_dalle.py encoder.pkl {}` (see docs/tokenizers.md)",
+            "`build/bin/bevt-convert dalle encoder.pkl {}` (tools/convert_dalle.py; see docs/tokenizers.md)",
             cfg.where("weights"), path, kEncoderUrl, path));
       bevt::LoadOptions lo;
       lo.source = path;
