@@ -6,3 +6,13 @@ target_link_libraries(test_data PRIVATE bevt::data synthetic_generator)
 bevt_add_gtest(test_data_plugins ${CMAKE_CURRENT_SOURCE_DIR}/test_data_plugins.cpp)
 target_link_libraries(test_data_plugins PRIVATE bevt::data)
 add_dependencies(test_data_plugins synthetic kinetics ssv2 diving48 imagenet standard_maskers bevt-data)
+# Issue 20, every bad video named: damaged files in the three public layouts (library and plugins: unit), and
+# bevt-data --check -1 on them (integration).
+bevt_add_gtest(test_bad_videos ${CMAKE_CURRENT_SOURCE_DIR}/test_bad_videos.cpp)
+target_link_libraries(test_bad_videos PRIVATE bevt::data)
+add_dependencies(test_bad_videos kinetics ssv2 diving48)
+set(BEVT_TEST_LABELS integration)  # runs the real bevt-data
+bevt_add_gtest(test_bad_videos_tool ${CMAKE_CURRENT_SOURCE_DIR}/test_bad_videos_tool.cpp)
+unset(BEVT_TEST_LABELS)
+target_link_libraries(test_bad_videos_tool PRIVATE bevt::data)
+add_dependencies(test_bad_videos_tool kinetics ssv2 diving48 bevt-data)

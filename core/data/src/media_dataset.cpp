@@ -2,12 +2,17 @@
 
 #include <algorithm>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
+#include <map>
+#include <set>
 
 #include <fmt/format.h>
+#include <nlohmann/json.hpp>
 
 #include "bevt/data/video_io.h"
 #include "bevt/error.h"
+#include "bevt/log.h"
 
 namespace bevt {
 
@@ -34,6 +39,11 @@ std::vector<KeySpec> media_keys(const MediaDefaults& d) {
       key("tokenizer_size", d.tokenizer_size, "side of the tokenizer view (Lanczos copy of the crop, [0,1]); 0 = none"),
       key("decode_threads", int64_t{1}, "codec threads per decoder (1 when many workers decode at once; 0 = auto)"),
       key("limit", int64_t{0}, "use only the first N samples (0 = all)"),
+      key("on_truncated", "skip",
+          "a file whose header declares more frames than decode, or a frame range past the end: skip (a bad file, "
+          "counted against loader.max_bad_fraction) | use (decode what is there) | error (stop the run)"),
+      key("exclude", "", "bad_files.json or .txt (bevt-data --check -1): items listed there are dropped"),
+      key("decode_timeout_s", 60.0, "a file that takes longer to open or decode is a bad file, never a hang"),
   };
 }
 
@@ -80,6 +90,13 @@ MediaDataset::MediaDataset(const Config& cfg, bool video) : cfg_(cfg), video_(vi
   sampler_ = sampler_spec_from(cfg);
   tspec_ = transform_spec_from(cfg);
   decode_threads_ = static_cast<int>(cfg.get_int("decode_threads"));
+  timeout_s_ = cfg.get_float("decode_timeout_s");
+  if (timeout_s_ <= 0) throw UserError(fmt::format("{}: decode_timeout_s must be > 0", cfg.where("decode_timeout_s")));
+  try {
+    on_truncated_ = parse_on_truncated(cfg.get_string("on_truncated"));
+  } catch (const std::invalid_argument& e) {
+    throw UserError(fmt::format("{}: {}", cfg.where("on_truncated"), e.what()));
+  }
   try {
     transform_ = std::make_unique<ClipTransform>(tspec_);
   } catch (const std::invalid_argument& e) {
@@ -87,7 +104,96 @@ MediaDataset::MediaDataset(const Config& cfg, bool video) : cfg_(cfg), video_(vi
   }
 }
 
-void MediaDataset::finish(const std::string& where) {
+void MediaDataset::mark_bad(MediaEntry& e, const std::string& kind, const std::string& reason) {
+  DataProblem p;
+  p.path = e.path;
+  p.where = e.where;
+  p.kind = kind;
+  p.reason = reason;
+  e.problem = std::make_shared<const DataProblem>(std::move(p));
+}
+
+void MediaDataset::exclude_listed(const std::string& name) {
+  const std::string file = cfg_.get_string("exclude");
+  if (file.empty()) return;
+  const auto listed = read_exclude_list(file, cfg_.where("exclude"));
+  const std::set<std::string> drop(listed.begin(), listed.end());
+  const size_t before = entries_.size();
+  entries_.erase(std::remove_if(entries_.begin(), entries_.end(),
+                                [&](const MediaEntry& e) {
+                                  if (e.frames) return false;
+                                  const std::string p = normal_path(e.path);
+                                  return drop.count(p) > 0 || drop.count(p + "\t" + e.where) > 0;
+                                }),
+                 entries_.end());
+  log_info("{}: excluded {} of {} listed items, named in {} ({} entries there)", name.empty() ? "data" : name,
+           before - entries_.size(), before, file, drop.size());
+}
+
+void MediaDataset::name_bad_labels() {
+  const auto classes = static_cast<int64_t>(classes_.size());
+  for (auto& e : entries_)
+    if (!e.problem && !e.frames && !classes_.empty() && (e.label < -1 || e.label >= classes))
+      mark_bad(e, "label_out_of_range",
+               fmt::format("label {} is outside the class list (classes 0..{})", e.label, classes - 1));
+}
+
+void MediaDataset::drop_duplicates(const std::string& name) {
+  std::map<std::string, std::string> first_seen;  // id → where it was first listed
+  std::vector<MediaEntry> kept;
+  kept.reserve(entries_.size());
+  for (auto& e : entries_) {
+    if (e.frames) {
+      kept.push_back(std::move(e));
+      continue;
+    }
+    const std::string id = e.id.empty() ? e.path : e.id;
+    auto [it, fresh] = first_seen.emplace(id, e.where);
+    if (fresh) {
+      kept.push_back(std::move(e));
+      continue;
+    }
+    // The first listing stays; the repeat is dropped here (so an exclude list naming the path does not drop both).
+    mark_bad(e, "duplicate_id", fmt::format("duplicated id '{}' (first listed {}); the repeat is dropped", id,
+                                            it->second.empty() ? "earlier" : "at " + it->second));
+    problems_.push_back(*e.problem);
+    log_warn("{}: {}", name.empty() ? "data" : name, problem_line(*e.problem));
+  }
+  entries_ = std::move(kept);
+}
+
+void MediaDataset::name_missing(const FinishOptions& o) {
+  const std::string name = o.name.empty() ? "data" : o.name;
+  std::vector<MediaEntry> kept;
+  kept.reserve(entries_.size());
+  int64_t missing = 0;
+  std::string first_missing;
+  std::error_code ec;
+  for (auto& e : entries_) {
+    if (e.frames || e.problem || std::filesystem::exists(e.path, ec)) {
+      kept.push_back(std::move(e));
+      continue;
+    }
+    if (missing++ == 0) first_missing = e.path;
+    mark_bad(e, "missing", o.skip_missing ? "missing: listed but not on disk (skipped)" : "missing: listed but not on disk");
+    if (o.skip_missing) {
+      problems_.push_back(*e.problem);
+      log_warn("{}: {}", name, problem_line(*e.problem));
+    } else {
+      kept.push_back(std::move(e));  // a bad item: finish() names it, get() fails on it
+    }
+  }
+  if (missing > 0 && missing == static_cast<int64_t>(entries_.size()))
+    throw UserError(fmt::format("{}: none of the {} listed files exists (first: {}){}{}", o.where, missing,
+                                first_missing, o.layout_hint.empty() ? "" : "; ", o.layout_hint));
+  if (missing > 0)
+    log_warn("{}: {} of {} listed files are missing{}; each is named in this log and in the data summary", name,
+             missing, entries_.size(), o.skip_missing ? " (skipped)" : " (bad items)");
+  entries_ = std::move(kept);
+}
+
+void MediaDataset::finish(const FinishOptions& o) {
+  const std::string& where = o.where;
   auto class_index = [&](const std::string& s) -> int64_t {
     auto it = std::find(classes_.begin(), classes_.end(), s);
     if (it != classes_.end()) return it - classes_.begin();
@@ -107,9 +213,18 @@ void MediaDataset::finish(const std::string& where) {
     tspec_.flip_label_map[class_index(pair.substr(0, colon))] = class_index(pair.substr(colon + 1));
   }
   transform_ = std::make_unique<ClipTransform>(tspec_);
+  exclude_listed(o.name);  // first: what the user excluded is not named again
+  drop_duplicates(o.name);
+  name_missing(o);
+  name_bad_labels();
   int64_t limit = cfg_.get_int("limit");
   if (limit > 0 && static_cast<int64_t>(entries_.size()) > limit) entries_.resize(static_cast<size_t>(limit));
   if (entries_.empty()) throw UserError(fmt::format("{}: the annotation lists no samples", where));
+  for (const auto& e : entries_)
+    if (e.problem) {  // kept as bad items (the skipped missing files are named already)
+      problems_.push_back(*e.problem);
+      log_warn("{}: {}", o.name.empty() ? "data" : o.name, problem_line(*e.problem));
+    }
 }
 
 namespace {
@@ -126,9 +241,21 @@ std::vector<int64_t> pick_frames(const MediaEntry& e, int64_t total, const Sampl
 }
 }  // namespace
 
+void MediaDataset::on_truncated(const MediaEntry& e, const DataProblem& found) const {
+  DataProblem p = found;
+  p.where = e.where;
+  if (on_truncated_ == OnTruncated::Use) return;
+  if (on_truncated_ == OnTruncated::Error)
+    throw RunError(fmt::format("{}; on_truncated = \"error\" stops the run (\"skip\" drops such files, \"use\" decodes "
+                               "what is there; bevt-data --check -1 lists them all)",
+                               problem_line(p)));
+  throw DecodeError(problem_line(p));
+}
+
 Sample MediaDataset::get(size_t index, Rng& rng) const {
   if (index >= entries_.size()) throw std::out_of_range(fmt::format("sample {} of {}", index, entries_.size()));
   const auto& e = entries_[index];
+  if (e.problem) throw DecodeError(problem_line(*e.problem));
   Clip clip;
   int64_t clips = 1;
   try {
@@ -144,8 +271,12 @@ Sample MediaDataset::get(size_t index, Rng& rng) const {
     } else if (video_) {
       DecodeOptions o;
       o.threads = decode_threads_;
+      o.timeout_s = timeout_s_;
       VideoReader reader(e.path, o);
       const auto& info = reader.info();
+      // The cheap check: the header against the packet index (no extra decoding), and the annotated range.
+      if (auto p = header_truncation(e.path, info, info.frames)) on_truncated(e, *p);
+      if (auto p = range_past_end(e.path, e.start_frame, e.end_frame, info.frames)) on_truncated(e, *p);
       auto idx = pick_frames(e, info.frames, sampler_, rng);
       auto [h, w] = transform_->decode_size(info.height, info.width, rng);
       clip = reader.read(idx, w, h);
@@ -155,10 +286,15 @@ Sample MediaDataset::get(size_t index, Rng& rng) const {
       auto [h, w] = transform_->decode_size(img.height, img.width, rng);
       clip = (h == img.height && w == img.width) ? std::move(img) : resize_clip(img, h, w, "bicubic");
     }
-  } catch (const DecodeError&) {
+  } catch (const RunError&) {
     throw;
+  } catch (const DecodeError& ex) {
+    // The annotation line names the item in the loader's list; messages of on_truncated() carry it already.
+    const std::string m = ex.what();
+    if (e.where.empty() || m.find(e.where) != std::string::npos) throw;
+    throw DecodeError(fmt::format("{} ({})", m, e.where));
   } catch (const std::exception& ex) {
-    throw DecodeError(fmt::format("{}: {}", e.path, ex.what()));
+    throw DecodeError(fmt::format("{}: {}{}", e.path, ex.what(), e.where.empty() ? "" : " (" + e.where + ")"));
   }
   auto views = transform_->apply(clip, e.label, rng, clips);
   Sample s;
@@ -176,6 +312,135 @@ Sample MediaDataset::get(size_t index, Rng& rng) const {
     if (!toks.empty()) s.tokenizer_view = toks.size() == 1 ? toks[0] : torch::stack(toks);
   }
   return s;
+}
+
+namespace {
+// The reason of a DecodeError message "<path>: <reason>" without the path.
+std::string reason_of(const std::string& message, const std::string& path) {
+  const std::string prefix = path + ": ";
+  return message.rfind(prefix, 0) == 0 ? message.substr(prefix.size()) : message;
+}
+}  // namespace
+
+std::vector<DataProblem> MediaDataset::check(size_t index) const {
+  const auto& e = entries_.at(index);
+  if (e.problem) return {*e.problem};
+  if (e.frames) return {};
+  auto named = [&](DataProblem p) {
+    p.path = e.path;
+    p.where = e.where;
+    if (p.kind == "truncated" || p.kind == "range_past_end") p.kept = on_truncated_ == OnTruncated::Use;
+    return p;
+  };
+  auto failed = [&](const std::string& kind, const std::string& reason) {
+    DataProblem p;
+    p.kind = kind;
+    p.reason = reason;
+    if (kind == "truncated") p.decodable = 0;
+    return std::vector<DataProblem>{named(p)};
+  };
+  std::error_code ec;
+  if (std::filesystem::is_regular_file(e.path, ec) && std::filesystem::file_size(e.path, ec) == 0 && !ec)
+    return failed("empty", "empty file (0 bytes)");
+  if (!video_) {
+    try {
+      read_image(e.path);
+      return {};
+    } catch (const std::exception& ex) {
+      return failed("unreadable", reason_of(ex.what(), e.path));
+    }
+  }
+  try {
+    DecodeOptions o;
+    o.threads = decode_threads_;
+    o.timeout_s = timeout_s_;
+    o.strict = true;  // damaged data is an error here, not concealed
+    VideoReader reader(e.path, o);
+    const VideoInfo& info = reader.info();
+    std::vector<DataProblem> out;
+    if (auto p = container_mismatch(e.path, info.container)) out.push_back(named(*p));
+    const DecodeScan scan = reader.scan();
+    // Truncated: the packet index itself is short of the header (frames that are there but fail to decode are
+    // corruption, below). Decodable is what actually decodes: a cut file's last packet is often partial.
+    if (auto p = header_truncation(e.path, info, info.frames)) {
+      p->decodable = std::min(info.frames, scan.decoded);
+      p->reason = header_truncation(e.path, info, p->decodable)->reason;
+      out.push_back(named(*p));
+      return out;  // a frame range past the end follows from the cut; one line says it
+    }
+    if (scan.failed > 0 || scan.decoded == 0) {
+      DataProblem p;
+      p.kind = "corrupt";
+      p.declared = info.frames;
+      p.decodable = scan.decoded;
+      p.reason = scan.decoded == 0 && scan.failed == 0
+                     ? fmt::format("corrupt: none of {} frames decodes", info.frames)
+                     : fmt::format("corrupt: {} of {} frames do not decode (first at frame {}: {})", scan.failed,
+                                   scan.failed + scan.decoded, scan.first_failed, scan.error);
+      out.push_back(named(p));
+    }
+    if (auto p = range_past_end(e.path, e.start_frame, e.end_frame, scan.decoded)) out.push_back(named(*p));
+    return out;
+  } catch (const std::exception& ex) {
+    const std::string reason = reason_of(ex.what(), e.path);
+    return failed(decode_error_kind(reason), reason);
+  }
+}
+
+std::string normal_path(const std::string& path) {
+  std::error_code ec;
+  auto abs = std::filesystem::absolute(path, ec);
+  return (ec ? std::filesystem::path(path) : abs).lexically_normal().string();
+}
+
+std::vector<std::string> read_exclude_list(const std::string& path, const std::string& what) {
+  std::ifstream f(path);
+  if (!f) throw UserError(fmt::format("{}: cannot read the exclude list {}", what, path));
+  std::vector<std::string> out;
+  if (std::filesystem::path(path).extension() == ".json") {
+    nlohmann::json j;
+    try {
+      j = nlohmann::json::parse(f);
+    } catch (const std::exception& e) {
+      throw UserError(fmt::format("{}: {} is not valid JSON ({})", what, path, e.what()));
+    }
+    const nlohmann::json& list = j.is_object() && j.contains("bad_files") ? j["bad_files"] : j;
+    if (!list.is_array())
+      throw UserError(fmt::format("{}: {} holds neither a list nor an object with \"bad_files\" (write it with "
+                                  "bevt-data --check -1)",
+                                  what, path));
+    for (const auto& item : list) {
+      if (item.is_string()) {
+        out.push_back(normal_path(item.get<std::string>()));
+      } else if (item.is_object() && item.contains("path") && item["path"].is_string()) {
+        if (item.value("kept", false)) continue;
+        std::string key = normal_path(item["path"].get<std::string>());
+        // A duplicated id shares its path with the first listing, which is fine: only the repeat's line goes.
+        if (item.value("kind", "") == "duplicate_id") key += "\t" + item.value("where", "");
+        out.push_back(key);
+      } else {
+        throw UserError(fmt::format("{}: {}: an entry is neither a path nor an object with \"path\": {}", what, path,
+                                    item.dump()));
+      }
+    }
+    return out;
+  }
+  for (const auto& line : read_lines(path, what)) {
+    std::vector<std::string> fields;  // path, where, kind, reason
+    for (size_t a = 0;;) {
+      size_t b = line.find('\t', a);
+      fields.push_back(line.substr(a, b == std::string::npos ? std::string::npos : b - a));
+      if (b == std::string::npos) break;
+      a = b + 1;
+    }
+    const std::string& first = fields[0];
+    auto b = first.find_first_not_of(" "), e = first.find_last_not_of(" ");
+    if (b == std::string::npos || first[b] == '#') continue;
+    std::string key = normal_path(first.substr(b, e - b + 1));
+    if (fields.size() > 2 && fields[2] == "duplicate_id") key += "\t" + fields[1];  // as above
+    out.push_back(key);
+  }
+  return out;
 }
 
 std::vector<std::string> read_lines(const std::string& path, const std::string& what) {

@@ -21,6 +21,7 @@ VideoReader::~VideoReader() = default;
 const VideoInfo& VideoReader::info() const { no_media("VideoReader"); }
 Clip VideoReader::read(const std::vector<int64_t>&, int64_t, int64_t) { no_media("VideoReader"); }
 const DecodeStats& VideoReader::stats() const { no_media("VideoReader"); }
+DecodeScan VideoReader::scan() { no_media("VideoReader"); }
 int64_t VideoReader::minimal_decode_count(const std::vector<int64_t>&) const { no_media("VideoReader"); }
 
 struct VideoWriter::Impl {};

@@ -2,7 +2,10 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdarg>
 #include <cstring>
+#include <filesystem>
+#include <fstream>
 #include <map>
 #include <mutex>
 #include <set>
@@ -36,10 +39,35 @@ struct Deadline {
 };
 
 // FFmpeg's own log lines (per corrupt macroblock, encoder statistics) would drown the run's log; failures reach the
-// user as DecodeError messages instead.
+// user as DecodeError messages instead. The last error line of this thread is kept, because it often names the
+// cause better than the return code ("moov atom not found" vs "Invalid data found when processing input"). Each
+// decoder runs on one thread (threads = 1 by default), so a thread-local line belongs to the file being read.
+thread_local std::string t_last_error;
+
+void capture_log(void* avcl, int level, const char* format, va_list vl) {
+  if (level > AV_LOG_ERROR) return;
+  char line[512];
+  int print_prefix = 0;
+  av_log_format_line2(avcl, level, format, vl, line, sizeof(line), &print_prefix);
+  std::string s = line;
+  while (!s.empty() && (s.back() == '\n' || s.back() == '\r' || s.back() == ' ')) s.pop_back();
+  if (!s.empty()) t_last_error = s;
+  if (level <= AV_LOG_FATAL) av_log_default_callback(avcl, level, format, vl);
+}
+
 void quiet_ffmpeg() {
   static std::once_flag once;
-  std::call_once(once, [] { av_log_set_level(AV_LOG_FATAL); });
+  std::call_once(once, [] {
+    av_log_set_level(AV_LOG_ERROR);
+    av_log_set_callback(&capture_log);
+  });
+}
+
+// "(<av error>; <FFmpeg's last line>)" for a failed call, the line only when it adds something.
+std::string av_reason(int code) {
+  std::string r = av_err(code);
+  if (!t_last_error.empty() && t_last_error.find(r) == std::string::npos) r += "; " + t_last_error;
+  return r;
 }
 
 struct PacketInfo {
@@ -80,8 +108,24 @@ struct VideoReader::Impl {
                      std::chrono::milliseconds(static_cast<int64_t>(opts.timeout_s * 1000));
   }
 
+  bool starts_as_mp4() const {
+    std::ifstream f(path, std::ios::binary);
+    char head[8] = {0};
+    f.read(head, sizeof(head));
+    return f.gcount() == 8 && std::string(head + 4, 4) == "ftyp";
+  }
+
   void open() {
     arm();
+    t_last_error.clear();
+    std::error_code ec;
+    if (std::filesystem::is_regular_file(path, ec)) {
+      auto bytes = std::filesystem::file_size(path, ec);
+      if (!ec) info.file_bytes = static_cast<int64_t>(bytes);
+      if (info.file_bytes == 0) fail("empty file (0 bytes)");
+    } else if (!std::filesystem::exists(path, ec)) {
+      fail("no such file");
+    }
     fmt = avformat_alloc_context();
     if (!fmt) fail("out of memory");
     fmt->interrupt_callback.callback = &Deadline::callback;
@@ -89,10 +133,20 @@ struct VideoReader::Impl {
     int r = avformat_open_input(&fmt, path.c_str(), nullptr, nullptr);
     if (r < 0) {
       fmt = nullptr;  // freed by avformat_open_input on failure
-      fail(fmt::format("cannot open ({})", av_err(r)));
+      const std::string why = av_reason(r);
+      // An mp4 written in one pass keeps its index (moov) at the end: a cut one starts right ('ftyp') but has none.
+      if (why.find("moov atom not found") != std::string::npos)
+        fail(starts_as_mp4() ? fmt::format("truncated: cannot open ({}): the mp4's index, at its end, is missing; "
+                                           "nothing decodes", why)
+                             : fmt::format("cannot open ({}): not an mp4 (no ftyp box at its start)", why));
+      // The file stops before its header does (a download cut in its first bytes).
+      if (r == AVERROR_EOF) fail(fmt::format("truncated: cannot open ({}): the file ends inside its header", why));
+      fail(fmt::format("cannot open ({})", why));
     }
+    info.container = fmt->iformat && fmt->iformat->name ? fmt->iformat->name : "";
     r = avformat_find_stream_info(fmt, nullptr);
-    if (r < 0) fail(fmt::format("cannot read stream info ({})", av_err(r)));
+    if (r == AVERROR_EOF) fail(fmt::format("truncated: cannot read stream info ({}): the file ends early", av_reason(r)));
+    if (r < 0) fail(fmt::format("cannot read stream info ({})", av_reason(r)));
     const AVCodec* codec = nullptr;
     stream = av_find_best_stream(fmt, AVMEDIA_TYPE_VIDEO, -1, -1, &codec, 0);
     if (stream < 0 || !codec) fail("no decodable video stream");
@@ -101,9 +155,10 @@ struct VideoReader::Impl {
     if (!dec) fail("out of memory");
     if (avcodec_parameters_to_context(dec, st->codecpar) < 0) fail("bad codec parameters");
     dec->thread_count = std::max(0, opts.threads);
+    if (opts.strict) dec->err_recognition |= AV_EF_EXPLODE | AV_EF_CRCCHECK | AV_EF_BITSTREAM;
     if (opts.threads != 1) dec->thread_type = FF_THREAD_FRAME | FF_THREAD_SLICE;
     r = avcodec_open2(dec, codec, nullptr);
-    if (r < 0) fail(fmt::format("cannot open the {} decoder ({})", codec->name, av_err(r)));
+    if (r < 0) fail(fmt::format("cannot open the {} decoder ({})", codec->name, av_reason(r)));
     if (dec->width <= 0 || dec->height <= 0) fail("video stream without a frame size");
     pkt = av_packet_alloc();
     frame = av_frame_alloc();
@@ -113,7 +168,23 @@ struct VideoReader::Impl {
     info.codec = codec->name;
     AVRational fr = av_guess_frame_rate(fmt, st, nullptr);
     info.fps = fr.num > 0 && fr.den > 0 ? av_q2d(fr) : 0.0;
+    declare_frames(st);
     index_packets();
+  }
+
+  // The frame count the header declares, from the most exact figure it has. Matroska/WebM keeps only the Segment
+  // Duration (container duration); mp4 keeps every sample's entry in its moov atom (nb_frames).
+  void declare_frames(const AVStream* st) {
+    if (st->nb_frames > 0) {
+      info.declared_frames = st->nb_frames;
+      info.declared_from = "nb_frames";
+    } else if (st->duration > 0 && st->duration != AV_NOPTS_VALUE && info.fps > 0) {
+      info.declared_frames = std::llround(static_cast<double>(st->duration) * av_q2d(st->time_base) * info.fps);
+      info.declared_from = "stream duration";
+    } else if (fmt->duration > 0 && fmt->duration != AV_NOPTS_VALUE && info.fps > 0) {
+      info.declared_frames = std::llround(static_cast<double>(fmt->duration) / AV_TIME_BASE * info.fps);
+      info.declared_from = "container duration";
+    }
   }
 
   // Reads every packet of the stream once (no decoding) to learn the frame count, the timestamps and the keyframes.
@@ -121,11 +192,27 @@ struct VideoReader::Impl {
     std::vector<PacketInfo> packets;
     bool all_pts = true;
     for (;;) {
+      t_last_error.clear();
       int r = av_read_frame(fmt, pkt);
-      if (r == AVERROR_EOF) break;
+      if (r == AVERROR_EOF) {
+        // A demuxer that met the end of a cut file may still call it EOF; its log line tells ("File ended
+        // prematurely", "partial file").
+        if (!t_last_error.empty()) info.index_stop = t_last_error;
+        break;
+      }
       if (r < 0) {
-        if (packets.empty()) fail(fmt::format("cannot read packets ({})", av_err(r)));
+        if (packets.empty()) fail(fmt::format("cannot read packets ({})", av_reason(r)));
+        info.index_stop = av_reason(r);
         break;  // truncated: index what is there
+      }
+      // A packet the end of the file cut short (mov flags it corrupt; its bytes run past the end): the cut point.
+      const bool cut = (pkt->flags & AV_PKT_FLAG_CORRUPT) ||
+                       (info.file_bytes > 0 && pkt->pos >= 0 && pkt->pos + pkt->size > info.file_bytes);
+      if (cut && pkt->stream_index == stream) {
+        info.index_stop = t_last_error.empty() ? "a packet runs past the end of the file" : t_last_error;
+        av_packet_unref(pkt);
+        if (packets.empty()) fail(fmt::format("no complete video packet ({})", info.index_stop));
+        break;
       }
       if (pkt->stream_index == stream && !(pkt->flags & AV_PKT_FLAG_DISCARD)) {
         PacketInfo p;
@@ -137,7 +224,10 @@ struct VideoReader::Impl {
       }
       av_packet_unref(pkt);
     }
-    if (packets.empty()) fail("no video frames");
+    if (packets.empty())
+      fail(info.declared_frames > 0 ? fmt::format("truncated: the header declares {} frames ({}), none decodable",
+                                                  info.declared_frames, info.declared_from)
+                                    : std::string("no video frames"));
     info.frames = static_cast<int64_t>(packets.size());
     have_pts = all_pts;
     if (have_pts) {
@@ -189,6 +279,8 @@ struct VideoReader::Impl {
   // Produces the next decoded frame into `frame`; false at the end of the stream.
   bool next_frame() {
     for (;;) {
+      if (Deadline::callback(&deadline))
+        fail(fmt::format("timed out after {} s (decode_timeout_s)", opts.timeout_s));
       int r = avcodec_receive_frame(dec, frame);
       if (r == 0) {
         ++stats.frames_decoded;
@@ -223,6 +315,76 @@ struct VideoReader::Impl {
         break;
       }
     }
+  }
+
+  // Every frame from the start, counted but not converted. Damaged data is counted, not thrown: a check wants the
+  // whole picture of a file, and one bad packet in the middle must not hide a truncated end.
+  DecodeScan scan() {
+    DecodeScan out;
+    rewind();
+    arm();
+    auto note = [&](const std::string& what) {
+      if (out.first_failed < 0) {
+        out.first_failed = out.decoded + out.failed;
+        out.error = what;
+      }
+      ++out.failed;
+    };
+    bool input_end = false, flushed = false;
+    int64_t errors_in_a_row = 0;  // a decoder that keeps failing without taking input would otherwise spin
+    for (;;) {
+      if (Deadline::callback(&deadline)) fail(fmt::format("timed out after {} s (decode_timeout_s)", opts.timeout_s));
+      t_last_error.clear();
+      int r = avcodec_receive_frame(dec, frame);
+      if (r == 0) {
+        errors_in_a_row = 0;
+        ++stats.frames_decoded;
+        if (frame->decode_error_flags || (frame->flags & AV_FRAME_FLAG_CORRUPT))
+          note(t_last_error.empty() ? "a damaged frame" : t_last_error);
+        else
+          ++out.decoded;
+        av_frame_unref(frame);
+        continue;
+      }
+      if (r == AVERROR_EOF) break;
+      if (r != AVERROR(EAGAIN)) {
+        note(av_reason(r));
+        if (++errors_in_a_row > 64) break;
+        continue;
+      }
+      if (input_end) {
+        if (flushed) break;
+        avcodec_send_packet(dec, nullptr);
+        flushed = true;
+        continue;
+      }
+      for (;;) {
+        t_last_error.clear();
+        r = av_read_frame(fmt, pkt);
+        if (r < 0) {
+          input_end = true;
+          break;
+        }
+        if (pkt->stream_index != stream) {
+          av_packet_unref(pkt);
+          continue;
+        }
+        const bool cut = (pkt->flags & AV_PKT_FLAG_CORRUPT) ||
+                         (info.file_bytes > 0 && pkt->pos >= 0 && pkt->pos + pkt->size > info.file_bytes);
+        if (cut) {
+          note(t_last_error.empty() ? "a packet runs past the end of the file" : t_last_error);
+          av_packet_unref(pkt);
+          continue;
+        }
+        int sent = avcodec_send_packet(dec, pkt);
+        av_packet_unref(pkt);
+        if (sent < 0 && sent != AVERROR(EAGAIN) && sent != AVERROR_EOF) note(av_reason(sent));
+        break;
+      }
+    }
+    avcodec_flush_buffers(dec);
+    eof_sent = input_done = false;
+    return out;
   }
 
   void seek_to_key(int64_t key_index) {
@@ -329,6 +491,7 @@ VideoReader::~VideoReader() = default;
 
 const VideoInfo& VideoReader::info() const { return impl_->info; }
 const DecodeStats& VideoReader::stats() const { return impl_->stats; }
+DecodeScan VideoReader::scan() { return impl_->scan(); }
 
 Clip VideoReader::read(const std::vector<int64_t>& indices, int64_t out_width, int64_t out_height) {
   auto& m = *impl_;
@@ -452,7 +615,10 @@ VideoWriter::VideoWriter(const std::string& path, int64_t width, int64_t height,
     r = avio_open(&m.oc->pb, path.c_str(), AVIO_FLAG_WRITE);
     if (r < 0) m.fail(fmt::format("cannot create ({})", av_err(r)));
   }
-  r = avformat_write_header(m.oc, nullptr);
+  AVDictionary* muxer_opts = nullptr;
+  if (o.faststart) av_dict_set(&muxer_opts, "movflags", "+faststart", 0);
+  r = avformat_write_header(m.oc, &muxer_opts);
+  av_dict_free(&muxer_opts);
   if (r < 0) m.fail(fmt::format("cannot write the header ({})", av_err(r)));
   m.header = true;
   m.frame = av_frame_alloc();

@@ -5,6 +5,7 @@
 #include <torch/version.h>
 
 // Bump when an interface in core/include/bevt changes in a way that breaks already-built plugins.
+// 4: Dataset::problems() and Dataset::check() (issue 20).
 #ifndef BEVT_SDK_ABI_VERSION
 #define BEVT_SDK_ABI_VERSION 4
 #endif

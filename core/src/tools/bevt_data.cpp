@@ -3,6 +3,10 @@
 //   DIR/sample_NNN.png   one row per view: the clip's frames (denormalised; with --masker, masked cells shaded),
 //                        then the tokenizer view beside
 //   DIR/summary.json     samples, classes, the shown samples, bad_files with reasons, clips_per_s
+//   DIR/bad_files.txt, DIR/bad_files.json   every bad item named with its reason (bevt_data_scan.h); a dataset's
+//                        `exclude` key reads either back
+// --check -1 (the default) checks every item in parallel first (Dataset::check). Exit status: 0 clean, 1 when a
+// bad item was found (the sheets and summary are still written), 2 for bad input.
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
@@ -15,14 +19,18 @@
 #include <fstream>
 #include <iostream>
 
+#include "bevt/data/integrity.h"
+#include "bevt/data/media_dataset.h"
 #include "bevt/data/transforms.h"
 #include "bevt/data/video_io.h"
 #include "bevt/error.h"
 #include "bevt/log.h"
 #include "bevt/masker.h"
 #include "bevt/strings.h"
+#include "bevt_data_scan.h"
 #include "host/command_line.h"
 #include "host/data/loader.h"
+#include "host/data/problems.h"
 #include "host/config/experiment.h"
 #include "host/registry.h"
 
@@ -116,15 +124,19 @@ int main(int argc, char** argv) {
   CLI::App app{"bevt-data: decode a data stream of an experiment as training does; contact sheets + summary.json"};
   std::string experiment, stream, out_dir, log_level = "info";
   std::vector<std::string> overrides, plugin_dirs;
-  int64_t show = 8, check = -1, workers = 2;
+  int64_t show = 8, check = -1, workers = 2, jobs = 0;
   std::string masker_table;
   std::vector<int64_t> cell = {2, 16, 16};
   app.add_option("experiment", experiment, "experiment file (TOML)")->required();
   app.add_option("--stream", stream, "the data stream: the table data.<NAME>")->required();
   app.add_option("--show", show, "samples drawn as contact sheets");
   app.add_option("--out", out_dir, "output folder")->required();
-  app.add_option("--check", check, "samples decoded for bad_files and clips_per_s (-1 = all, 0 = only the shown ones)");
-  app.add_option("--workers", workers, "decoding threads");
+  app.add_option("--check", check,
+                 "-1: check every item in parallel (every frame the sampler could ask for), then draw the shown "
+                 "ones; N >= 0: decode N samples through the loader for bad_files and clips_per_s (0 = only the "
+                 "shown ones)");
+  app.add_option("--workers", workers, "decoding threads of the loader");
+  app.add_option("--jobs", jobs, "threads of --check -1 (default: --workers, at least 1)");
   app.add_option("--masker", masker_table, "dotted path of a masker table in the experiment (e.g. model.masker): shade masked cells");
   app.add_option("--mask-cell", cell, "frames, pixels, pixels per mask cell (default 2 16 16)")->expected(3);
   app.add_option("--set", overrides, "override a key: --set a.b.c=value (repeatable)");
@@ -143,7 +155,8 @@ int main(int argc, char** argv) {
     auto level = parse_log_level(log_level);
     if (!level) throw UserError(fmt::format("--log-level '{}' is not debug, info, warn or error", log_level));
     set_log_level(*level);
-    if (show < 0 || workers < 0) throw UserError("--show and --workers must be >= 0");
+    if (show < 0 || workers < 0 || jobs < 0) throw UserError("--show, --workers and --jobs must be >= 0");
+    if (check < -1) throw UserError(fmt::format("--check {}: give -1 (every item) or a count >= 0", check));
     Registry registry = make_registry(plugin_dirs);
     const Experiment exp = Experiment::load(experiment, overrides);
     const RunSettings& run = exp.run;
@@ -184,7 +197,23 @@ int main(int argc, char** argv) {
     const std::array<int64_t, 3> cell3 = {cell[0], cell[1], cell[2]};
     fs::create_directories(out_dir);
     const auto n = static_cast<int64_t>(dataset->size());
-    const int64_t want = check < 0 ? n : std::min(n, std::max(check, show));
+    // Problems found reading the annotation (missing files named, labels outside the class list, duplicated ids).
+    std::vector<DataProblem> problems = dataset->problems();
+    nlohmann::json scan_json = nullptr;
+    if (check < 0) {
+      const int threads = static_cast<int>(jobs > 0 ? jobs : std::max<int64_t>(1, workers));
+      log_info("bevt-data: checking {} items of [data.{}] on {} threads", n, stream, threads);
+      tools::ScanResult scan = tools::scan_dataset(*dataset, threads);
+      tools::merge_problems(problems, scan.problems);
+      scan_json = {{"items", scan.items},
+                   {"jobs", scan.jobs},
+                   {"seconds", scan.seconds},
+                   {"files_per_s", scan.seconds > 0 ? static_cast<double>(scan.items) / scan.seconds : 0.0}};
+      log_info("bevt-data: checked {} items in {:.1f} s ({:.1f} files/s on {} threads)", scan.items, scan.seconds,
+               scan.seconds > 0 ? static_cast<double>(scan.items) / scan.seconds : 0.0, scan.jobs);
+    }
+    // --check -1 has checked every item already; the loader then decodes only what is shown.
+    const int64_t want = check < 0 ? std::min(n, show) : std::min(n, std::max(check, show));
     LoaderOptions o;
     o.batch_size = 1;
     o.workers = workers;
@@ -217,8 +246,31 @@ int main(int argc, char** argv) {
       ++done;
     }
     const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    // What the loader met (with --check N the only decode), as problems: its lines are "path: reason (where)".
+    std::vector<DataProblem> met;
+    for (const auto& line : loader.bad_files()) {
+      DataProblem p;
+      auto colon = line.find(": ");
+      p.path = colon == std::string::npos ? line : line.substr(0, colon);
+      p.reason = colon == std::string::npos ? line : line.substr(colon + 2);
+      p.kind = decode_error_kind(p.reason);
+      bool named = false;  // already listed by the check under another kind
+      for (const auto& q : problems) named = named || (!q.kept && normal_path(q.path) == normal_path(p.path));
+      if (!named) met.push_back(p);
+    }
+    tools::merge_problems(problems, met);
+    const std::string header = fmt::format("bevt-data {} --stream {} ([data.{}], plugin {})", experiment, stream,
+                                           stream, data_table->plugin);
+    tools::write_bad_files(out_dir, problems, header, n);
     nlohmann::json bad = nlohmann::json::array();
-    for (const auto& f : loader.bad_files()) bad.push_back(f);
+    for (const auto& p : problems) {
+      bad.push_back(problem_json(p));
+      if (p.kept)
+        log_info("bevt-data: kept: {}", problem_line(p));
+      else
+        log_warn("bevt-data: bad: {}", problem_line(p));
+    }
+    const int64_t bad_count = tools::count_bad(problems);
     nlohmann::json summary = {{"experiment", experiment},
                               {"stream", stream},
                               {"plugin", data_table->plugin},
@@ -228,11 +280,19 @@ int main(int argc, char** argv) {
                               {"decoded", done},
                               {"workers", workers},
                               {"clips_per_s", secs > 0 ? static_cast<double>(done) / secs : 0.0},
+                              {"check", scan_json},
+                              {"bad", bad_count},
                               {"bad_files", bad},
+                              {"bad_files_txt", (fs::path(out_dir) / "bad_files.txt").string()},
+                              {"bad_files_json", (fs::path(out_dir) / "bad_files.json").string()},
                               {"shown", shown}};
     std::ofstream((fs::path(out_dir) / "summary.json").string()) << summary.dump(2) << "\n";
-    log_info("bevt-data: {} samples, {} classes, {} decoded at {:.1f} clips/s, {} bad; wrote {}", n, classes.size(), done,
-             secs > 0 ? done / secs : 0.0, bad.size(), out_dir);
-    return 0;
+    log_info("bevt-data: {} samples, {} classes, {} decoded at {:.1f} clips/s, {} bad{}; wrote {}", n, classes.size(),
+             done, secs > 0 ? done / secs : 0.0, bad_count,
+             bad_count > 0 ? fmt::format(" (listed in {}/bad_files.txt; give bad_files.json as the dataset's exclude key "
+                                         "to drop them)", out_dir)
+                           : "",
+             out_dir);
+    return bad_count > 0 ? 1 : 0;
   });
 }

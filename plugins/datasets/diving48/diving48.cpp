@@ -9,7 +9,6 @@
 
 #include "bevt/data/media_dataset.h"
 #include "bevt/error.h"
-#include "bevt/log.h"
 #include "bevt/plugin.h"
 
 namespace fs = std::filesystem;
@@ -39,7 +38,7 @@ class Diving48 : public bevt::MediaDataset {
     k.push_back(bevt::required_key("root", bevt::ValueType::String, "the Diving48 folder as it ships"));
     k.push_back(bevt::key("split", "train", "train | test"));
     k.push_back(bevt::key("video_dir", "", "folder of <vid_name>.mp4 (default: <root>/rgb)"));
-    k.push_back(bevt::key("skip_missing", true, "drop listed videos that are not on disk (logged)"));
+    k.push_back(bevt::key("skip_missing", true, "drop listed videos that are not on disk (each named in the log and the data summary); false: keep them as bad items"));
     return k;
   }
 
@@ -71,32 +70,29 @@ class Diving48 : public bevt::MediaDataset {
     fs::path vdir = cfg.get_string("video_dir");
     if (!vdir.empty() && vdir.is_relative() && !fs::exists(vdir)) vdir = root / vdir;
     if (vdir.empty()) vdir = root / "rgb";
-    int64_t missing = 0, max_label = -1;
-    for (const auto& e : list) {
-      if (!e.contains("vid_name") || !e.contains("label"))
-        throw bevt::UserError(fmt::format("{}: entries need vid_name and label; {}", ann.string(), expected));
+    int64_t max_label = -1;
+    for (size_t k = 0; k < list.size(); ++k) {
+      const auto& e = list[k];
+      if (!e.is_object() || !e.contains("vid_name") || !e.contains("label") || !e["vid_name"].is_string() ||
+          !e["label"].is_number_integer())
+        throw bevt::UserError(fmt::format("{}: entry {} needs vid_name (a string) and label (an integer); {}",
+                                          ann.string(), k + 1, expected));
       bevt::MediaEntry m;
-      m.path = (vdir / (e["vid_name"].get<std::string>() + ".mp4")).string();
+      m.id = e["vid_name"].get<std::string>();
+      m.path = (vdir / (m.id + ".mp4")).string();
+      m.where = fmt::format("vid_name {}, entry {} of {}", m.id, k + 1, ann.filename().string());
       m.label = e["label"].get<int64_t>();
       m.start_frame = e.value("start_frame", int64_t{0});
       int64_t end = e.value("end_frame", int64_t{-1});
-      m.end_frame = end > 0 ? end - 1 : -1;
+      m.end_frame = end > 0 ? end - 1 : -1;  // [start_frame, end_frame) → inclusive last frame
       max_label = std::max(max_label, m.label);
-      if (cfg.get_bool("skip_missing") && !fs::exists(m.path)) {
-        ++missing;
-        continue;
-      }
       entries_.push_back(m);
     }
+    // Without a vocabulary the labels are the classes; with one, a label outside it is a bad item (finish()).
     if (classes_.empty())
       for (int64_t i = 0; i <= max_label; ++i) classes_.push_back(std::to_string(i));
-    if (max_label >= static_cast<int64_t>(classes_.size()))
-      throw bevt::UserError(fmt::format("{}: label {} but the vocabulary has {} classes", ann.string(), max_label, classes_.size()));
-    if (missing > 0 && entries_.empty())
-      throw bevt::UserError(fmt::format("{}: none of the {} listed videos is under {}; {}", cfg.where("root"), missing,
-                                        vdir.string(), expected));
-    if (missing > 0) bevt::log_warn("diving48: {} listed videos are missing under {}; skipped", missing, vdir.string());
-    finish(cfg.where());
+    finish({cfg.where(), "diving48", cfg.get_bool("skip_missing"),
+            fmt::format("{}; the videos were looked for under {}", expected, vdir.string())});
   }
 };
 

@@ -72,7 +72,9 @@ class ImageNet : public bevt::MediaDataset {
           throw bevt::UserError(fmt::format("{}:{}: expected 'path label', got '{}'", list.string(), i + 1, l));
         }
         fs::path p = trim(l.substr(0, sp));
-        entries_.push_back({(p.is_absolute() ? p : base / p).string(), label, 0, -1});
+        bevt::MediaEntry e{(p.is_absolute() ? p : base / p).string(), label, 0, -1};
+        e.where = fmt::format("{}:{}", list.string(), i + 1);
+        entries_.push_back(std::move(e));
         max_label = std::max(max_label, label);
       }
       fs::path cf = cfg.get_string("classes_file");
@@ -82,8 +84,6 @@ class ImageNet : public bevt::MediaDataset {
       } else {
         for (int64_t i = 0; i <= max_label; ++i) classes_.push_back(std::to_string(i));
       }
-      if (max_label >= static_cast<int64_t>(classes_.size()))
-        throw bevt::UserError(fmt::format("{}: label {} but only {} class names", list.string(), max_label, classes_.size()));
     } else {
       if (!fs::is_directory(root / split))
         throw bevt::UserError(fmt::format("{}: no folder {}; {}", cfg.where("root"), (root / split).string(), expected));
@@ -100,7 +100,7 @@ class ImageNet : public bevt::MediaDataset {
         for (auto& f : files) entries_.push_back({f, static_cast<int64_t>(c), 0, -1});
       }
     }
-    finish(cfg.where());
+    finish({cfg.where(), "imagenet", false, expected});  // a listed image not on disk is a bad item, named
   }
 };
 

@@ -12,7 +12,6 @@
 
 #include "bevt/data/media_dataset.h"
 #include "bevt/error.h"
-#include "bevt/log.h"
 #include "bevt/plugin.h"
 
 namespace fs = std::filesystem;
@@ -58,8 +57,10 @@ class Kinetics : public bevt::MediaDataset {
     k.push_back(bevt::key("split", "train", "train | val | test"));
     k.push_back(bevt::key("annotation", "", "CSV or list file (default: found under root)"));
     k.push_back(bevt::key("video_dir", "", "folder of the videos (default: <root>/<split> or <root>/videos_<split>)"));
-    k.push_back(bevt::key("label_map", "", "class names, one per line, for list files (default: <root>/label_map*.txt)"));
-    k.push_back(bevt::key("skip_missing", true, "drop listed videos that are not on disk (logged); false: count them as bad"));
+    k.push_back(bevt::key("label_map", "",
+                          "class names, one per line: the class list of a list file (default: <root>/label_map*.txt) "
+                          "or, given here, of the CSV (a CSV label not in it is a bad item)"));
+    k.push_back(bevt::key("skip_missing", true, "drop listed videos that are not on disk (each named in the log and the data summary); false: keep them as bad items"));
     return k;
   }
 
@@ -101,29 +102,16 @@ class Kinetics : public bevt::MediaDataset {
       if (vdir.empty()) vdir = root;
     }
     if (csv)
-      parse_csv(lines, vdir, ann);
+      parse_csv(lines, vdir, ann, root, cfg);
     else
       parse_list(lines, vdir, ann, root, cfg);
-    int64_t missing = 0;
-    std::vector<bevt::MediaEntry> kept;
-    for (auto& e : entries_) {
-      if (fs::exists(e.path) || !cfg.get_bool("skip_missing"))
-        kept.push_back(std::move(e));
-      else
-        ++missing;
-    }
-    if (missing > 0 && kept.empty())
-      throw bevt::UserError(fmt::format("{}: none of the {} videos listed in {} is under {}; {}", cfg.where("root"),
-                                        missing, ann.string(), vdir.string(), expected));
-    if (missing > 0)
-      bevt::log_warn("kinetics: {} of {} videos listed in {} are missing under {}; skipped", missing,
-                     missing + static_cast<int64_t>(kept.size()), ann.string(), vdir.string());
-    entries_ = std::move(kept);
-    finish(cfg.where());
+    finish({cfg.where(), "kinetics", cfg.get_bool("skip_missing"),
+            fmt::format("{}; the videos were looked for under {}", expected, vdir.string())});
   }
 
  private:
-  void parse_csv(const std::vector<std::string>& lines, const fs::path& vdir, const fs::path& ann) {
+  void parse_csv(const std::vector<std::string>& lines, const fs::path& vdir, const fs::path& ann, const fs::path& root,
+                 const bevt::Config& cfg) {
     auto header = split_csv(lines[0]);
     auto col = [&](const std::string& name) -> size_t {
       auto it = std::find(header.begin(), header.end(), name);
@@ -133,7 +121,7 @@ class Kinetics : public bevt::MediaDataset {
       return static_cast<size_t>(it - header.begin());
     };
     const size_t cl = col("label"), cy = col("youtube_id"), cs = col("time_start"), ce = col("time_end");
-    std::vector<std::tuple<std::string, std::string>> rows;  // (label, file name)
+    std::vector<std::tuple<std::string, std::string, size_t>> rows;  // (label, file name, line)
     std::set<std::string> labels;
     for (size_t i = 1; i < lines.size(); ++i) {
       if (trim(lines[i]).empty()) continue;
@@ -148,11 +136,17 @@ class Kinetics : public bevt::MediaDataset {
       } catch (...) {
         throw bevt::UserError(fmt::format("{}:{}: time_start/time_end are not numbers", ann.string(), i + 1));
       }
-      rows.emplace_back(label, fmt::format("{}_{:06d}_{:06d}.mp4", trim(f[cy]), start, end));
+      rows.emplace_back(label, fmt::format("{}_{:06d}_{:06d}.mp4", trim(f[cy]), start, end), i + 1);
       if (!label.empty()) labels.insert(label);
     }
-    classes_.assign(labels.begin(), labels.end());  // alphabetical, as mmaction's K400 label map
-    for (const auto& [label, file] : rows) {
+    const std::string lm = cfg.get_string("label_map");
+    if (!lm.empty()) {  // a fixed class list: a label the CSV adds is a bad item, not a new class
+      for (auto& n : bevt::read_lines(resolve(lm, root), cfg.where("label_map")))
+        if (!trim(n).empty()) classes_.push_back(trim(n));
+    } else {
+      classes_.assign(labels.begin(), labels.end());  // alphabetical, as mmaction's K400 label map
+    }
+    for (const auto& [label, file, line] : rows) {
       fs::path p = vdir / file;
       if (!fs::exists(p) && !label.empty()) {
         std::string under = label;
@@ -163,9 +157,23 @@ class Kinetics : public bevt::MediaDataset {
             break;
           }
       }
-      int64_t idx = label.empty() ? -1 : std::lower_bound(classes_.begin(), classes_.end(), label) - classes_.begin();
-      entries_.push_back({p.string(), idx, 0, -1});
+      bevt::MediaEntry e{p.string(), -1, 0, -1};
+      e.where = fmt::format("{}:{}", ann.string(), line);
+      e.id = file;
+      if (!label.empty()) {
+        auto it = std::find(classes_.begin(), classes_.end(), label);
+        e.label = it - classes_.begin();
+        if (it == classes_.end())
+          mark_bad(e, "label_out_of_range", fmt::format("label '{}' is not in the class list ({} classes in {})", label,
+                                                        classes_.size(), lm));
+      }
+      entries_.push_back(std::move(e));
     }
+  }
+
+  // A path given by a key: as written when it exists, else relative to `base` (the root).
+  static std::string resolve(const std::string& p, const fs::path& base) {
+    return fs::exists(p) || fs::path(p).is_absolute() ? p : (base / p).string();
   }
 
   void parse_list(const std::vector<std::string>& lines, const fs::path& vdir, const fs::path& ann, const fs::path& root,
@@ -188,7 +196,10 @@ class Kinetics : public bevt::MediaDataset {
         }
       }
       fs::path p = fs::path(path).is_absolute() ? fs::path(path) : vdir / path;
-      entries_.push_back({p.string(), label, 0, -1});
+      bevt::MediaEntry e{p.string(), label, 0, -1};
+      e.where = fmt::format("{}:{}", ann.string(), i + 1);
+      e.id = path;
+      entries_.push_back(std::move(e));
       max_label = std::max(max_label, label);
     }
     fs::path lm = cfg.get_string("label_map");
@@ -199,11 +210,9 @@ class Kinetics : public bevt::MediaDataset {
           lm = c;
           break;
         }
-    if (!lm.empty()) {
-      for (auto& n : bevt::read_lines(lm.string(), cfg.where("label_map")))
+    if (!lm.empty()) {  // labels outside it are bad items, named by finish()
+      for (auto& n : bevt::read_lines(resolve(lm.string(), root), cfg.where("label_map")))
         if (!trim(n).empty()) classes_.push_back(trim(n));
-      if (static_cast<int64_t>(classes_.size()) <= max_label)
-        throw bevt::UserError(fmt::format("{}: {} class names but the list uses label {}", lm.string(), classes_.size(), max_label));
     } else {
       for (int64_t i = 0; i <= max_label; ++i) classes_.push_back(std::to_string(i));
     }

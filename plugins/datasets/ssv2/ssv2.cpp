@@ -11,7 +11,6 @@
 
 #include "bevt/data/media_dataset.h"
 #include "bevt/error.h"
-#include "bevt/log.h"
 #include "bevt/plugin.h"
 
 namespace fs = std::filesystem;
@@ -50,7 +49,7 @@ class Ssv2 : public bevt::MediaDataset {
     k.push_back(bevt::required_key("root", bevt::ValueType::String, "the Something-Something V2 folder as it ships"));
     k.push_back(bevt::key("split", "train", "train | validation | test"));
     k.push_back(bevt::key("video_dir", "", "folder of <id>.webm (default: <root>/20bn-something-something-v2)"));
-    k.push_back(bevt::key("skip_missing", true, "drop listed videos that are not on disk (logged)"));
+    k.push_back(bevt::key("skip_missing", true, "drop listed videos that are not on disk (each named in the log and the data summary); false: keep them as bad items"));
     return k;
   }
 
@@ -86,30 +85,27 @@ class Ssv2 : public bevt::MediaDataset {
     fs::path vdir = cfg.get_string("video_dir");
     if (!vdir.empty() && vdir.is_relative() && !fs::exists(vdir)) vdir = root / vdir;
     if (vdir.empty()) vdir = fs::is_directory(root / "20bn-something-something-v2") ? root / "20bn-something-something-v2" : root;
-    int64_t missing = 0;
-    for (const auto& e : list) {
-      if (!e.contains("id")) throw bevt::UserError(fmt::format("ssv2: an entry of the {} file has no 'id'", split));
-      std::string id = e["id"].is_string() ? e["id"].get<std::string>() : std::to_string(e["id"].get<int64_t>());
-      int64_t label = -1;
+    const std::string list_name = fmt::format("something-something-v2-{}.json", split);
+    for (size_t k = 0; k < list.size(); ++k) {
+      const auto& e = list[k];
+      if (!e.is_object() || !e.contains("id"))
+        throw bevt::UserError(fmt::format("ssv2: entry {} of {} has no 'id'", k + 1, list_name));
+      std::string id = e["id"].is_string() ? e["id"].get<std::string>() : e["id"].dump();
+      bevt::MediaEntry m{(vdir / (id + ".webm")).string(), -1, 0, -1};
+      m.where = fmt::format("id {}, entry {} of {}", id, k + 1, list_name);
+      m.id = id;
       if (e.contains("template")) {
-        auto t = normalise_template(e["template"].get<std::string>());
+        auto t = normalise_template(e["template"].is_string() ? e["template"].get<std::string>() : e["template"].dump());
         auto it = index.find(t);
         if (it == index.end())
-          throw bevt::UserError(fmt::format("ssv2: template '{}' of video {} is not in the labels file", t, id));
-        label = it->second;
+          mark_bad(m, "label_out_of_range", fmt::format("template '{}' is not in the labels file", t));
+        else
+          m.label = it->second;
       }
-      fs::path p = vdir / (id + ".webm");
-      if (cfg.get_bool("skip_missing") && !fs::exists(p)) {
-        ++missing;
-        continue;
-      }
-      entries_.push_back({p.string(), label, 0, -1});
+      entries_.push_back(std::move(m));
     }
-    if (missing > 0 && entries_.empty())
-      throw bevt::UserError(fmt::format("{}: none of the {} listed videos is under {}; {}", cfg.where("root"), missing,
-                                        vdir.string(), expected));
-    if (missing > 0) bevt::log_warn("ssv2: {} listed videos are missing under {}; skipped", missing, vdir.string());
-    finish(cfg.where());
+    finish({cfg.where(), "ssv2", cfg.get_bool("skip_missing"),
+            fmt::format("{}; the videos were looked for under {}", expected, vdir.string())});
   }
 };
 

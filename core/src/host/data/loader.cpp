@@ -18,7 +18,29 @@ namespace bevt::host {
 namespace {
 constexpr uint64_t kShuffleTag = 0x73687566666c65ULL;  // "shuffle"
 constexpr uint64_t kReplaceTag = 0x7265706c616365ULL;  // "replace"
+
+struct BadFileRecord {
+  std::mutex mu;
+  std::map<const Dataset*, std::vector<std::string>> files;
+  std::map<const Dataset*, std::set<std::string>> seen;
+};
+BadFileRecord& bad_file_record() {
+  static BadFileRecord r;
+  return r;
+}
+void remember_bad_file(const Dataset* ds, const std::string& line) {
+  auto& r = bad_file_record();
+  std::lock_guard<std::mutex> l(r.mu);
+  if (r.seen[ds].insert(line).second) r.files[ds].push_back(line);
+}
 }  // namespace
+
+std::vector<std::string> recorded_bad_files(const Dataset* dataset) {
+  auto& r = bad_file_record();
+  std::lock_guard<std::mutex> l(r.mu);
+  auto it = r.files.find(dataset);
+  return it == r.files.end() ? std::vector<std::string>{} : it->second;
+}
 
 struct Loader::State {
   std::shared_ptr<Dataset> dataset;
@@ -78,6 +100,7 @@ struct Loader::State {
     std::lock_guard<std::mutex> l(bad_mu);
     if (!bad_indices.insert(idx).second) return;
     bad_files.push_back(reason);
+    remember_bad_file(dataset.get(), reason);
     log_warn("data: bad sample {} skipped ({} so far): {}", idx, bad_indices.size(), reason);
     const auto denom = std::max<int64_t>(1, static_cast<int64_t>(shard.size()));
     if (static_cast<double>(bad_indices.size()) > opt.max_bad_fraction * static_cast<double>(denom))
@@ -86,10 +109,14 @@ struct Loader::State {
 
   std::string too_many_message(int64_t denom) const {
     std::string list;
-    size_t shown = std::min<size_t>(bad_files.size(), 20);
+    // The whole list up to a length a terminal still shows; every one is also named in the log as it is met.
+    size_t shown = std::min<size_t>(bad_files.size(), 50);
     for (size_t i = 0; i < shown; ++i) list += (i ? "; " : "") + bad_files[i];
-    if (bad_files.size() > shown) list += fmt::format("; and {} more", bad_files.size() - shown);
-    return fmt::format("too many samples failed to decode: {} of {} (max_bad_fraction = {}); fix or remove them: {}",
+    if (bad_files.size() > shown)
+      list += fmt::format("; and {} more, each named in the log above (\"data: bad sample\")", bad_files.size() - shown);
+    return fmt::format("too many samples failed to decode: {} of {} (max_bad_fraction = {}); fix them, or list them "
+                       "with bevt-data EXP --stream S --check -1 and give its bad_files.json as the dataset's "
+                       "exclude key: {}",
                        bad_indices.size(), denom, opt.max_bad_fraction, list);
   }
 

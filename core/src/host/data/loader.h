@@ -53,11 +53,15 @@ class Loader {
   bool next(Batch& out);
   int64_t batches_per_epoch() const;
   int64_t bad_samples() const;
-  std::vector<std::string> bad_files() const;  // "path: reason"
+  std::vector<std::string> bad_files() const;  // "path: reason (annotation line)"
 
  private:
   struct State;
   std::unique_ptr<State> state_;
 };
+
+// Every bad file any loader of this process met in `dataset`, in the order met, each once. A run's results.json
+// lists them per stream: write_results sees the composition's datasets, not the runners' loaders.
+std::vector<std::string> recorded_bad_files(const Dataset* dataset);
 
 }  // namespace bevt::host

@@ -1,6 +1,7 @@
 #include <filesystem>
 
 #include "checkpoint.h"
+#include "host/data/problems.h"
 #include "host/dist/dist.h"
 #include "runners.h"
 
@@ -13,6 +14,7 @@ void write_results(const RunContext& ctx, nlohmann::json results) {
   results["config_hash"] = ctx.exp.config_hash;
   results["run_hash"] = ctx.exp.run_hash;
   results["inputs"] = ctx.inputs;
+  results["data_problems"] = data_problems_json(ctx.composition);  // every bad item named, per stream
   write_run_file(ctx, "results.json", results.dump(2) + "\n");
 }
 

@@ -9,7 +9,8 @@
 // Frame index i is the i-th frame the decoder shows when it decodes the stream from its start (what a
 // sequential PyAV decode numbers i), whatever the container's timestamps look like.
 //
-// A missing, empty, truncated or corrupt file raises DecodeError ("<path>: <reason>"), never a crash or a hang.
+// A missing, empty, truncated or corrupt file raises DecodeError ("<path>: <reason>"), never a crash or a hang. The
+// reason carries FFmpeg's own last error line where there is one ("moov atom not found").
 #pragma once
 
 #include <cstdint>
@@ -39,10 +40,25 @@ struct Clip {
 };
 
 struct VideoInfo {
-  int64_t frames = 0;  // exact: counted from the packet index
+  int64_t frames = 0;  // exact: counted from the packet index (up to the first packet cut by the end of the file)
   double fps = 0;
   int64_t width = 0, height = 0;
   std::string codec;
+  // What the file says about itself, to find truncation (bevt/data/integrity.h): a cut file keeps its header, so
+  // the header still declares the full length while the index counts fewer frames.
+  int64_t declared_frames = -1;  // from the header: nb_frames, else stream duration × fps, else container duration × fps
+  std::string declared_from;     // "nb_frames" | "stream duration" | "container duration" | "" (unknown)
+  std::string container;         // the demuxer FFmpeg chose from the bytes ("matroska,webm", "mov,mp4,m4a,3gp,3g2,mj2")
+  int64_t file_bytes = -1;       // -1: not a plain file
+  std::string index_stop;        // why the packet index stopped before the end of the file ("" = it reached the end)
+};
+
+// Every frame decoded once from the start, none converted: what an integrity check needs.
+struct DecodeScan {
+  int64_t decoded = 0;       // frames that decoded cleanly
+  int64_t failed = 0;        // packets or frames the decoder rejected or flagged as damaged
+  int64_t first_failed = -1; // frame position of the first failure
+  std::string error;         // the first failure's message
 };
 
 struct DecodeStats {
@@ -53,7 +69,8 @@ struct DecodeStats {
 
 struct DecodeOptions {
   int threads = 1;            // codec threads; 1 when many decoders run at once, 0 = FFmpeg's automatic choice
-  double timeout_s = 60;      // an I/O stall longer than this is an error, never a hang
+  double timeout_s = 60;      // an I/O stall (or, in scan(), a whole decode) longer than this is an error, never a hang
+  bool strict = false;        // decoders report damaged data as errors instead of concealing it (integrity checks)
 };
 
 class VideoReader {
@@ -68,6 +85,9 @@ class VideoReader {
   // out_width × out_height (0 = the native size). Throws DecodeError.
   Clip read(const std::vector<int64_t>& indices, int64_t out_width = 0, int64_t out_height = 0);
   const DecodeStats& stats() const;
+  // Decodes every frame from the start without converting; counts what decodes cleanly. Never throws for damaged
+  // data (it is counted); throws DecodeError on a time-out.
+  DecodeScan scan();
   // The fewest frames any decoder must decode to produce `indices`: for each needed frame, the frames from the
   // keyframe before it through it (shared runs counted once). For benchmarks.
   int64_t minimal_decode_count(const std::vector<int64_t>& indices) const;
@@ -84,6 +104,7 @@ struct EncodeOptions {
   int bframes = 0;
   int quality = 4;              // mpeg4: qscale (2 best..31); libx264: crf = 6 * quality; libvpx: crf = 8 * quality
   int threads = 1;
+  bool faststart = false;       // mp4: the index (moov atom) before the frames, as web downloads have it
 };
 
 // Encodes RGB frames into a file whose container follows the extension (.mp4, .webm, .mkv, .avi).
