@@ -23,6 +23,7 @@ file(WRITE ${_tp}/garbage/libbevt_garbage.so "this is not an ELF file\n")
 
 bevt_add_gtest(test_foundation
   test_csv.cpp
+  test_progress.cpp
   test_registry.cpp
   test_config.cpp
   test_safetensors.cpp

@@ -26,6 +26,7 @@ int run_finetune(const RunContext& ctx) {
   std::unique_ptr<StreamLoader> val;
   if (val_ds) val = make_stream(ctx, "val", val_ds, ctx.exp.loader.eval_batch_size, false, 2);
   const double smoothing = ctx.exp.finetune.label_smoothing;
+  const auto classes = static_cast<int64_t>(train_ds->class_names().size());
   const int64_t eval_every = ctx.exp.finetune.eval_every;
   const int64_t accum = ctx.exp.optim.accum_steps;
 
@@ -41,6 +42,11 @@ int run_finetune(const RunContext& ctx) {
     torch::Tensor x = b.input.to(device), y = b.label.to(device);
     Features f = x.dim() == 4 ? model.backbone->forward_image(x) : model.backbone->forward_video(x);
     torch::Tensor logits = model.heads.at("cls")->forward(f, *model.backbone);
+    // A shape check, no device sync: labels past the classifier's outputs would fail inside the loss.
+    if (logits.size(1) < classes)
+      throw UserError(fmt::format("{}: the classifier has {} outputs but data.train has {} classes (set "
+                                  "model.heads.cls.num_classes = {}, or 0 to take the dataset's)",
+                                  ctx.exp.where("model.heads.cls"), logits.size(1), classes, classes));
     namespace F = torch::nn::functional;
     torch::Tensor loss = F::cross_entropy(logits, y, F::CrossEntropyFuncOptions().label_smoothing(smoothing));
     return std::map<std::string, torch::Tensor>{
