@@ -1,7 +1,9 @@
 // bevt-data --check -1 speed (issue 20): files/s of the full check (every frame of every item decoded, strict) on a
 // generated dataset of short videos in the Kinetics CSV layout (mpeg4 .mp4) and the SSv2 layout (VP9 .webm), 1% of
 // them damaged (cut to a third), through the real tool with --jobs threads. The check itself reports its rate
-// (summary.json "check"); this wraps it in the table / --json of bench/.
+// (summary.json "check"); this wraps it in the table / --json of bench/. Beside it, in the same run, the yardstick a
+// user would script: the ffmpeg command-line tool decoding every file to nowhere (`ffmpeg -v error -i F -f null -`),
+// --jobs files at a time; `vs_ffmpeg` is bevt-data's files/s over ffmpeg's (`vs_ffmpeg_wall`: whole commands).
 #include <CLI/CLI.hpp>
 
 #include <cstdio>
@@ -115,7 +117,21 @@ int main(int argc, char** argv) {
       r.fields["bad"] = summary["bad"].get<double>();
     }
     r.fields["jobs"] = static_cast<double>(jobs);
+    // The same files through the ffmpeg CLI, `jobs` processes at a time.
+    const std::string ext = layout == "kinetics" ? "mp4" : "webm";
+    auto f = bench::time_case(fmt::format("ffmpeg_cli_{}_{}x{}f", layout, videos, frames), 0, 1, [&] {
+      std::string cmd = fmt::format("find {} -name '*.{}' -print0 | xargs -0 -P {} -n 16 sh -c 'for f; do ffmpeg "
+                                    "-v quiet -nostdin -i \"$f\" -f null - ; done' _ >/dev/null 2>&1",
+                                    fs::path(exp).parent_path().string(), ext, jobs);
+      (void)std::system(cmd.c_str());  // the cut files fail: that is their decode too
+    });
+    f.fields["files"] = static_cast<double>(videos);
+    f.fields["files_per_s"] = static_cast<double>(videos) / f.median_s;
+    f.fields["jobs"] = static_cast<double>(jobs);
+    if (r.fields.count("files_per_s")) r.fields["vs_ffmpeg"] = r.fields["files_per_s"] / f.fields["files_per_s"];
+    r.fields["vs_ffmpeg_wall"] = f.median_s / r.median_s;  // whole commands, bevt-data's start-up included
     results.push_back(r);
+    results.push_back(f);
   }
   bench::print(results, json);
   return 0;

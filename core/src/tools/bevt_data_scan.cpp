@@ -2,6 +2,8 @@
 
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
+#include <mutex>
 #include <filesystem>
 #include <set>
 #include <thread>
@@ -24,6 +26,8 @@ ScanResult scan_dataset(const Dataset& dataset, int jobs) {
   r.jobs = std::max(1, jobs);
   std::vector<std::vector<DataProblem>> found(static_cast<size_t>(r.items));
   std::atomic<int64_t> next{0}, done{0}, bad{0};
+  std::mutex finished_mu;
+  std::condition_variable finished;
   const auto t0 = std::chrono::steady_clock::now();
   auto work = [&] {
     for (int64_t i = next++; i < r.items; i = next++) {
@@ -38,14 +42,17 @@ ScanResult scan_dataset(const Dataset& dataset, int jobs) {
         slot = {p};
       }
       if (count_bad(slot) > 0) ++bad;
-      ++done;
+      if (++done == r.items) {
+        std::lock_guard<std::mutex> l(finished_mu);  // the waiting thread wakes at once, not at its next tick
+        finished.notify_all();
+      }
     }
   };
   std::vector<std::thread> threads;
   for (int j = 0; j < r.jobs; ++j) threads.emplace_back(work);
   Progress progress("check", r.items, 30.0);
-  while (done.load() < r.items) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  for (std::unique_lock<std::mutex> l(finished_mu); done.load() < r.items;) {
+    finished.wait_for(l, std::chrono::milliseconds(500), [&] { return done.load() >= r.items; });
     progress.update(done.load(), fmt::format("{} bad", bad.load()));
   }
   for (auto& t : threads) t.join();
