@@ -186,6 +186,42 @@ TEST(BevtRun, MmactionFlagsAreOverrides) {
     EXPECT_NE(res.output.find(flag), std::string::npos) << flag;
 }
 
+TEST(BevtTest, TestFlagsAreOverrides) {
+  // bevt-test EXP CKPT = bevt-run EXP --test CKPT: test mode, the checkpoint, the views on the tested table, and
+  // a work_dir beside the experiment's (never over its results.json). Flags may come before the two names.
+  auto dir = t::temp_dir("bevt_test_flags");
+  t::write_file(dir / "exp.toml", "[run]\nmode = 'finetune'\ndevice = 'cpu'\nwork_dir = '" + (dir / "ft").string() +
+                                      "'\n[model.backbone]\nplugin = 'toy_backbone'\n[model.heads.cls]\nplugin = 'i3d'\n"
+                                      "[data.train]\nplugin = 'synthetic'\nstorage = 'memory'\nnum_videos = 4\nframes = 4\n"
+                                      "size = 16\nclip_len = 4\ncrop_size = 16\n[data.val]\nplugin = 'synthetic'\n"
+                                      "storage = 'memory'\nsplit = 'val'\nnum_videos = 4\nframes = 4\nsize = 16\n"
+                                      "clip_len = 4\ncrop_size = 16\n");
+  const std::string env = "BEVT_PLUGIN_PATH=" + t::test_plugins("good") + " ";
+  auto res = t::run(env + t::bin("bevt-test") + " --views 4\u00d73 " + (dir / "exp.toml").string() + " " +
+                    (dir / "ckpt").string() + " --dry-run --cfg-options optim.lr=0.5 loader.eval_batch_size=3");
+  ASSERT_EQ(res.status, 0) << res.output;
+  for (const std::string& want : std::vector<std::string>{"mode = 'test'", "checkpoint = '" + (dir / "ckpt").string() + "'",
+                                 "work_dir = '" + (dir / "ft" / "test").string() + "'", "num_clips = 4",
+                                 "crop = 'three'", "test_mode = true", "eval_batch_size = 3"})
+    EXPECT_NE(res.output.find(want), std::string::npos) << want << "\n" << res.output;
+  res = t::run(env + t::bin("bevt-test") + " " + (dir / "exp.toml").string() + " " + (dir / "ckpt").string() +
+               " --views 1x1 --work-dir " + (dir / "t").string() + " --dry-run");
+  ASSERT_EQ(res.status, 0) << res.output;
+  EXPECT_NE(res.output.find("crop = 'center'"), std::string::npos) << res.output;
+  EXPECT_NE(res.output.find("work_dir = '" + (dir / "t").string() + "'"), std::string::npos) << res.output;
+  // Bad input: one line, status 2.
+  for (const std::string& bad : std::vector<std::string>{" --views 4x0", " --views four", ""}) {
+    const std::string second = bad.empty() ? "" : " " + (dir / "ckpt").string();
+    res = t::run(env + t::bin("bevt-test") + " " + (dir / "exp.toml").string() + second + bad + " --dry-run");
+    EXPECT_EQ(res.status, 2) << bad << "\n" << res.output;
+    EXPECT_EQ(std::count(res.output.begin(), res.output.end(), '\n'), 1) << bad << "\n" << res.output;
+  }
+  res = t::run(t::bin("bevt-test") + " --help");
+  EXPECT_EQ(res.status, 0);
+  for (const char* flag : {"--dump", "--views", "--work-dir", "Example:"})
+    EXPECT_NE(res.output.find(flag), std::string::npos) << flag;
+}
+
 TEST(BevtRun, DryRunPrintsResolvedConfigAndComponents) {
   auto dir = t::temp_dir("bevt_run_dry");
   t::write_file(dir / "base.toml", "[run]\nseed = 3\n[model.backbone]\nplugin = 'toy_backbone'\ndim = 2\n");
