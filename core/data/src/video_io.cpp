@@ -279,8 +279,7 @@ struct VideoReader::Impl {
   // Produces the next decoded frame into `frame`; false at the end of the stream.
   bool next_frame() {
     for (;;) {
-      if (Deadline::callback(&deadline))
-        fail(fmt::format("timed out after {} s (decode_timeout_s)", opts.timeout_s));
+      check_deadline();
       int r = avcodec_receive_frame(dec, frame);
       if (r == 0) {
         ++stats.frames_decoded;
@@ -298,22 +297,27 @@ struct VideoReader::Impl {
         continue;
       }
       // Feed one packet of our stream.
-      for (;;) {
-        r = av_read_frame(fmt, pkt);
-        if (r < 0) {
-          input_done = true;
-          break;
-        }
-        if (pkt->stream_index != stream) {
-          av_packet_unref(pkt);
-          continue;
-        }
-        int s = avcodec_send_packet(dec, pkt);
-        av_packet_unref(pkt);
-        if (s < 0 && s != AVERROR(EAGAIN) && s != AVERROR_INVALIDDATA && s != AVERROR_EOF)
-          fail(fmt::format("decoding failed ({})", av_err(s)));
-        break;
+      if (!read_stream_packet()) {
+        input_done = true;
+        continue;
       }
+      int s = avcodec_send_packet(dec, pkt);
+      av_packet_unref(pkt);
+      if (s < 0 && s != AVERROR(EAGAIN) && s != AVERROR_INVALIDDATA && s != AVERROR_EOF)
+        fail(fmt::format("decoding failed ({})", av_err(s)));
+    }
+  }
+
+  void check_deadline() {
+    if (Deadline::callback(&deadline)) fail(fmt::format("timed out after {} s (decode_timeout_s)", opts.timeout_s));
+  }
+
+  // The next packet of our stream into `pkt` (other streams' packets dropped); false at the end of the input.
+  bool read_stream_packet() {
+    for (;;) {
+      if (av_read_frame(fmt, pkt) < 0) return false;
+      if (pkt->stream_index == stream) return true;
+      av_packet_unref(pkt);
     }
   }
 
@@ -333,7 +337,7 @@ struct VideoReader::Impl {
     bool input_end = false, flushed = false;
     int64_t errors_in_a_row = 0;  // a decoder that keeps failing without taking input would otherwise spin
     for (;;) {
-      if (Deadline::callback(&deadline)) fail(fmt::format("timed out after {} s (decode_timeout_s)", opts.timeout_s));
+      check_deadline();
       t_last_error.clear();
       int r = avcodec_receive_frame(dec, frame);
       if (r == 0) {
@@ -358,29 +362,21 @@ struct VideoReader::Impl {
         flushed = true;
         continue;
       }
-      for (;;) {
-        t_last_error.clear();
-        r = av_read_frame(fmt, pkt);
-        if (r < 0) {
-          input_end = true;
-          break;
-        }
-        if (pkt->stream_index != stream) {
-          av_packet_unref(pkt);
-          continue;
-        }
-        const bool cut = (pkt->flags & AV_PKT_FLAG_CORRUPT) ||
-                         (info.file_bytes > 0 && pkt->pos >= 0 && pkt->pos + pkt->size > info.file_bytes);
-        if (cut) {
-          note(t_last_error.empty() ? "a packet runs past the end of the file" : t_last_error);
-          av_packet_unref(pkt);
-          continue;
-        }
-        int sent = avcodec_send_packet(dec, pkt);
-        av_packet_unref(pkt);
-        if (sent < 0 && sent != AVERROR(EAGAIN) && sent != AVERROR_EOF) note(av_reason(sent));
-        break;
+      t_last_error.clear();
+      if (!read_stream_packet()) {
+        input_end = true;
+        continue;
       }
+      const bool cut = (pkt->flags & AV_PKT_FLAG_CORRUPT) ||
+                       (info.file_bytes > 0 && pkt->pos >= 0 && pkt->pos + pkt->size > info.file_bytes);
+      if (cut) {  // not decoded; the next turn reads the next packet
+        note(t_last_error.empty() ? "a packet runs past the end of the file" : t_last_error);
+        av_packet_unref(pkt);
+        continue;
+      }
+      int sent = avcodec_send_packet(dec, pkt);
+      av_packet_unref(pkt);
+      if (sent < 0 && sent != AVERROR(EAGAIN) && sent != AVERROR_EOF) note(av_reason(sent));
     }
     avcodec_flush_buffers(dec);
     eof_sent = input_done = false;

@@ -10,9 +10,12 @@
 #include <thread>
 #include <vector>
 
+#include "bevt/log.h"
+
 namespace bevt {
 
 using Clock = std::chrono::steady_clock;
+const std::string kStarting = "starting";
 
 namespace {
 // Nested phases (a validation inside training) share the terminal line: only the innermost unfinished one
@@ -46,6 +49,7 @@ struct Progress::State {
   std::mutex mu;
   std::condition_variable wake;
   bool finished = false;
+  bool updated = false;  // before the first update the line says "starting"
   int64_t done = 0, printed_done = -1;
   std::string tail;
   Clock::time_point start, last_print;
@@ -63,13 +67,14 @@ struct Progress::State {
     const std::string speed = rate >= 1 ? fmt::format("{:.2f} it/s", rate)
                               : rate > 0 ? fmt::format("{:.1f} s/it", 1.0 / rate)
                                          : std::string("- it/s");
+    const std::string& shown = updated ? tail : kStarting;
     return fmt::format("{} {} | {} | elapsed {} | eta {}{}{}", label, count, speed, format_duration(elapsed), eta,
-                       tail.empty() ? "" : " | ", tail);
+                       shown.empty() ? "" : " | ", shown);
   }
 
-  // Called with mu held.
+  // Called with mu held. Quiet like info lines when the log level is above info (ranks > 0, --log-level warn).
   void print() {
-    if (!innermost(this)) return;
+    if (!innermost(this) || log_level() > LogLevel::Info) return;
     last_print = Clock::now();
     printed_done = done;
     std::fprintf(stdout, tty ? "\r\033[K%s" : "%s\n", render().c_str());
@@ -88,7 +93,6 @@ Progress::Progress(std::string label, int64_t total, double plain_interval_s, in
   push(s_.get());
   {
     std::lock_guard<std::mutex> l(s_->mu);
-    s_->tail = "starting";
     s_->print();  // the first line, at once
   }
   State* s = s_.get();
@@ -124,6 +128,7 @@ std::string Progress::format_duration(double s) {
 void Progress::update(int64_t done, const std::string& tail) {
   std::lock_guard<std::mutex> l(s_->mu);
   s_->tail = tail;
+  s_->updated = true;
   s_->done = done;
   // A terminal line is redrawn at most 10 times a second; a plain line every plain_interval_s and at the end.
   const double since = s_->since(s_->last_print);
@@ -136,7 +141,7 @@ void Progress::update(int64_t done) {
   std::string tail;
   {
     std::lock_guard<std::mutex> l(s_->mu);
-    tail = s_->tail == "starting" ? "" : s_->tail;
+    tail = s_->tail;
   }
   update(done, tail);
 }
@@ -147,6 +152,7 @@ void Progress::finish(const std::string& tail) {
     if (s_->finished) return;
     s_->finished = true;
     if (!tail.empty()) s_->tail = tail;
+    s_->updated = true;
     if (s_->tty && innermost(s_.get())) {
       std::fprintf(stdout, "\r\033[K%s\n", s_->render().c_str());
       std::fflush(stdout);

@@ -4,10 +4,8 @@
 
 #include <algorithm>
 #include <cmath>
-#include <cstdlib>
 #include <filesystem>
 #include <fstream>
-#include <memory>
 #include <random>
 #include <stdexcept>
 
@@ -272,11 +270,9 @@ SyntheticCache ensure_synthetic(const SyntheticSpec& spec, const std::string& ca
   fs::create_directories(tmp / "media");
   log_info("synthetic: generating {} {} of {} classes in {}", spec.num_samples, spec.video ? "videos" : "images",
            spec.classes.size(), folder.string());
-  // Generation is part of a run's set-up and can take minutes: it shows progress like any long phase (one line,
-  // from rank 0 only when a launcher started several processes).
-  const char* rank = std::getenv("RANK");
-  std::unique_ptr<Progress> progress;
-  if (!rank || std::string(rank) == "0") progress = std::make_unique<Progress>("synthetic", spec.num_samples);
+  // Generation is part of a run's set-up and can take minutes: it shows progress like any long phase (ranks > 0
+  // are quiet through their log level).
+  Progress progress("synthetic", spec.num_samples);
   try {
     std::ofstream index(tmp / "index.txt");
     for (int64_t i = 0; i < spec.num_samples; ++i) {
@@ -295,10 +291,10 @@ SyntheticCache ensure_synthetic(const SyntheticSpec& spec, const std::string& ca
         write_image((tmp / rel).string(), clip, 0);
       }
       index << rel << ' ' << label << '\n';
-      if (progress) progress->update(i + 1);
+      progress.update(i + 1);
     }
     index.close();
-    if (progress) progress->finish();
+    progress.finish();
     std::ofstream classes(tmp / "classes.txt");
     for (const auto& c : spec.classes) classes << c << '\n';
     classes.close();
