@@ -61,9 +61,12 @@ def parse_args(argv):
     g.add_argument("--add-prefix", default="", metavar="PREFIX", help="put PREFIX before every name (last)")
     g.add_argument("--keep-module-prefix", action="store_true",
                    help="keep DDP's 'module.' prefix (removed by default when every name has it)")
-    g.add_argument("--ema", choices=("drop", "use", "keep"), default="drop",
-                   help="mmcv EMAHook buffers ema_<name with . as _>: drop them (default; what mmaction's "
-                        "test.py evaluates), use them in place of the parameters they average, or keep them")
+    g.add_argument("--ema", choices=("keep", "drop", "use"), default="keep",
+                   help="mmcv EMAHook buffers ema_<name with . as _>: keep them (default: bevt's loader lists "
+                        "them and evaluates the plain weights, as mmaction's test.py does), drop them, or use "
+                        "them in place of the parameters. In an epoch_N.pth the plain weights are the live ones "
+                        "and ema_* the averages (CheckpointHook saves before the hook's swap); in a best_*.pth "
+                        "it is the other way round (EvalHook saves after it), so --ema use takes the live ones")
     g.add_argument("--dtype", choices=("keep", "float32", "float16", "bfloat16"), default="keep",
                    help="convert floating-point tensors (integer buffers stay as they are)")
     g.add_argument("--list", action="store_true", help="print the selected names, dtypes and shapes; write nothing")
@@ -89,6 +92,9 @@ def select(sd, args, notes):
             sd = {k: v for k, v in sd.items() if not k.startswith(EMA_PREFIX)}
             notes.append(f"dropped {len(ema)} mmcv EMA buffers ({EMA_PREFIX}*); --ema use takes them as the "
                          "weights, --ema keep keeps them")
+        elif args.ema == "keep":
+            notes.append(f"kept {len(ema)} mmcv EMA buffers ({EMA_PREFIX}*); bevt's loader lists them and uses "
+                         "the plain weights (--ema use takes the buffers as the weights, --ema drop drops them)")
         elif args.ema == "use":
             by_flat = {k.replace(".", "_"): k for k in sd if not k.startswith(EMA_PREFIX)}
             out, used = {}, 0

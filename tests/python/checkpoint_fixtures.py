@@ -9,10 +9,17 @@ writes the same globals as the originals do; none of those packages is installed
     encoder_pkl(weights, path) torch.saves it whole, as OpenAI's encoder.pkl is;
   * tiny_dalle_weights(...): random blocks.* tensors with the official names for a small encoder;
   * ConfigDict (mmcv), YacsCfgNode and FvcoreCfgNode (Swin 2D, PySlowFast), HistoryBuffer (mmengine): the
-    metadata objects those checkpoints carry.
+    metadata objects those checkpoints carry;
+  * swin3d_spec(...) / swin3d_checkpoint(...): the names, shapes and order of an official Video Swin state dict,
+    as mmaction's Recognizer3D(SwinTransformer3D, I3DHead) saves it after fine-tuning (the model zoo's files)
+    or as BEVT's pre-training saves it (2D patch embedding, mask token, decoders, vocabulary classifier, the
+    frozen DALL-E encoder), optionally with the ema_* buffers mmcv's EMAHook registers; random values.
 
-Command line (used by tests/test_convert.cpp, run with the Python of bevt's torch):
+Command lines (used by tests/test_convert.cpp and tests/test_official_checkpoints.cpp, run with the Python of
+bevt's torch):
     checkpoint_fixtures.py encoder-pkl WEIGHTS.safetensors OUT.pkl
+    checkpoint_fixtures.py swin3d OUT.pth [--embed-dim 8 --depths 1,1,1,1 --heads 1,1,2,2 --window 2,4,4
+        --classes 5 | --pretrain] [--ema] [--seed 0] [--drop NAME] [--add NAME]
 """
 import collections
 import math
@@ -175,10 +182,151 @@ YacsCfgNode = _register("yacs.config", type("CfgNode", (CfgNode,), {}))
 FvcoreCfgNode = _register("fvcore.common.config", type("CfgNode", (YacsCfgNode,), {}))
 
 
+# ---- official Video Swin / BEVT state dicts ----
+
+def swin3d_spec(embed_dim=96, depths=(2, 2, 6, 2), heads=(3, 6, 12, 24), window=(8, 7, 7), patch=(2, 4, 4),
+                in_chans=3, classes=400, pretrain=False, vocab=8192, dalle_hid=8):
+    """[(name, shape, dtype)] in state-dict order: parameters before buffers within a module, modules in the
+    order SwinTransformer3D (mmaction swin_transformer.py; BEVT's swin_transformer_bevt.py) registers them.
+    Fine-tune: backbone.* then cls_head.fc_cls.*; pre-train: the BEVT extras and cls_head.lm_head/vae_encoder."""
+    f, i64 = torch.float32, torch.int64
+    C, out = embed_dim, []
+
+    def add(name, *shape, dtype=f):
+        out.append((name, tuple(shape), dtype))
+
+    add("backbone.patch_embed.proj.weight", C, in_chans, *patch)
+    add("backbone.patch_embed.proj.bias", C)
+    add("backbone.patch_embed.norm.weight", C)
+    add("backbone.patch_embed.norm.bias", C)
+    if pretrain:
+        add("backbone.patch_embed_2d.proj.weight", C, in_chans, patch[1], patch[2])
+        add("backbone.patch_embed_2d.proj.bias", C)
+        add("backbone.patch_embed_2d.norm.weight", C)
+        add("backbone.patch_embed_2d.norm.bias", C)
+        add("backbone.mask_token", 1, 1, C)
+    rows = (2 * window[0] - 1) * (2 * window[1] - 1) * (2 * window[2] - 1)
+    tokens = window[0] * window[1] * window[2]
+    for i, (depth, nh) in enumerate(zip(depths, heads)):
+        d = C * 2 ** i
+        for j in range(depth):
+            b = f"backbone.layers.{i}.blocks.{j}."
+            add(b + "norm1.weight", d)
+            add(b + "norm1.bias", d)
+            add(b + "attn.relative_position_bias_table", rows, nh)
+            add(b + "attn.relative_position_index", tokens, tokens, dtype=i64)
+            add(b + "attn.qkv.weight", 3 * d, d)
+            add(b + "attn.qkv.bias", 3 * d)
+            add(b + "attn.proj.weight", d, d)
+            add(b + "attn.proj.bias", d)
+            add(b + "norm2.weight", d)
+            add(b + "norm2.bias", d)
+            add(b + "mlp.fc1.weight", 4 * d, d)
+            add(b + "mlp.fc1.bias", 4 * d)
+            add(b + "mlp.fc2.weight", d, 4 * d)
+            add(b + "mlp.fc2.bias", d)
+        if i < len(depths) - 1:
+            add(f"backbone.layers.{i}.downsample.reduction.weight", 2 * d, 4 * d)
+            add(f"backbone.layers.{i}.downsample.norm.weight", 4 * d)
+            add(f"backbone.layers.{i}.downsample.norm.bias", 4 * d)
+    F = C * 2 ** (len(depths) - 1)
+    add("backbone.norm.weight", F)
+    add("backbone.norm.bias", F)
+    if not pretrain:
+        add("cls_head.fc_cls.weight", classes, F)
+        add("cls_head.fc_cls.bias", classes)
+        return out
+    add("backbone.lm_down.weight", F, F + F // 2)
+    add("backbone.lm_down.bias", F)
+    add("backbone.fpn.0.weight", F, F, 2, 2)
+    add("backbone.fpn.0.bias", F)
+    add("backbone.lm_down_st.0.weight", F, F + F // 2)
+    add("backbone.lm_down_st.0.bias", F)
+    add("backbone.fpn_s.0.weight", F, F, 1, 2, 2)
+    add("backbone.fpn_s.0.bias", F)
+    add("backbone.fpn_t.0.weight", F, F, 2, 1, 1)
+    add("backbone.fpn_t.0.bias", F)
+    add("cls_head.lm_head.weight", vocab, F)
+    add("cls_head.lm_head.bias", vocab)
+    for k, v in tiny_dalle_weights(n_hid=dalle_hid, vocab=vocab, n_blk=1, groups=2).items():
+        add("cls_head.vae_encoder." + k, *v.shape)
+    return out
+
+
+def relative_position_index(window):
+    """The official buffer (SwinTransformer3D's WindowAttention3D): pairwise offsets of a window's tokens."""
+    coords = torch.stack(torch.meshgrid(*[torch.arange(w) for w in window], indexing="ij")).flatten(1)
+    rel = (coords[:, :, None] - coords[:, None, :]).permute(1, 2, 0).contiguous()
+    rel[:, :, 0] += window[0] - 1
+    rel[:, :, 1] += window[1] - 1
+    rel[:, :, 2] += window[2] - 1
+    rel[:, :, 0] *= (2 * window[1] - 1) * (2 * window[2] - 1)
+    rel[:, :, 1] *= 2 * window[2] - 1
+    return rel.sum(-1)
+
+
+def swin3d_checkpoint(spec, window, seed=0, ema=False):
+    """An mmcv checkpoint {"meta", "state_dict", "optimizer"} of random weights with the spec's names. With ema,
+    the ema_* buffers mmcv's EMAHook registers on the recognizer (its own buffers, so first in the state dict),
+    holding other values than the parameters (as after training: CheckpointHook saves before the hook's swap)."""
+    g = torch.Generator().manual_seed(seed)
+    sd = OD()
+    for name, shape, dtype in spec:
+        if dtype == torch.int64:
+            sd[name] = relative_position_index(window)
+        elif name.endswith("norm.weight") or name.endswith("norm1.weight") or name.endswith("norm2.weight"):
+            sd[name] = 1 + 0.1 * torch.randn(shape, generator=g)
+        else:
+            sd[name] = 0.05 * torch.randn(shape, generator=g)
+    if ema:
+        buffers = OD((ema_name(k), v + 0.05 * torch.randn(v.shape, generator=g))
+                     for k, v in sd.items() if v.is_floating_point())
+        buffers.update(sd)
+        sd = buffers
+    meta = {"mmcv_version": "1.3.16", "epoch": 60, "iter": 100000, "time": "Sat Dec  4 12:00:00 2021",
+            "config": "model = dict(type='Recognizer3D', backbone=dict(type='SwinTransformer3D'))",
+            "CLASSES": None}
+    optimizer = {"state": {}, "param_groups": [{"lr": 0.0, "weight_decay": 0.05, "params": [0, 1]}]}
+    return {"meta": meta, "state_dict": sd, "optimizer": optimizer}
+
+
+def ema_name(param_name):
+    return "ema_" + param_name.replace(".", "_")
+
+
+def _ints(text):
+    return tuple(int(x) for x in text.split(","))
+
+
 def main(argv):
     if len(argv) == 3 and argv[0] == "encoder-pkl":
         from safetensors.torch import load_file
         encoder_pkl(load_file(argv[1]), argv[2])
+        return 0
+    if argv[:1] == ["swin3d"]:
+        import argparse
+        ap = argparse.ArgumentParser(prog="checkpoint_fixtures.py swin3d")
+        ap.add_argument("out")
+        ap.add_argument("--embed-dim", type=int, default=8)
+        ap.add_argument("--depths", type=_ints, default=(1, 1, 1, 1))
+        ap.add_argument("--heads", type=_ints, default=(1, 1, 2, 2))
+        ap.add_argument("--window", type=_ints, default=(2, 4, 4))
+        ap.add_argument("--classes", type=int, default=5)
+        ap.add_argument("--vocab", type=int, default=16)
+        ap.add_argument("--pretrain", action="store_true")
+        ap.add_argument("--ema", action="store_true")
+        ap.add_argument("--seed", type=int, default=0)
+        ap.add_argument("--drop", action="append", default=[])
+        ap.add_argument("--add", action="append", default=[])
+        a = ap.parse_args(argv[1:])
+        spec = swin3d_spec(a.embed_dim, a.depths, a.heads, a.window, classes=a.classes, pretrain=a.pretrain,
+                           vocab=a.vocab)
+        ck = swin3d_checkpoint(spec, a.window, seed=a.seed, ema=a.ema)
+        for k in a.drop:
+            del ck["state_dict"][k]
+        for k in a.add:
+            ck["state_dict"][k] = torch.zeros(2)
+        torch.save(ck, a.out)
         return 0
     print(__doc__, file=sys.stderr)
     return 2

@@ -323,7 +323,7 @@ class Layouts(Tmp):
     def test_mmcv_ema_buffers(self):
         sd = OD([("backbone.norm.weight", self.t(4, v=1.0)), ("cls_head.fc_cls.weight", self.t(3, 4, v=2.0)),
                  ("ema_backbone_norm_weight", self.t(4, v=5.0)), ("ema_cls_head_fc_cls_weight", self.t(3, 4, v=6.0))])
-        st, out = self.convert(mmcv_checkpoint(sd))
+        st, out = self.convert(mmcv_checkpoint(sd), "--ema", "drop", name="d")
         self.assertEqual(sorted(st), ["backbone.norm.weight", "cls_head.fc_cls.weight"])
         self.assertEqual(st["backbone.norm.weight"][0].item(), 1.0)
         self.assertIn("dropped 2 mmcv EMA buffers", out)
@@ -332,8 +332,34 @@ class Layouts(Tmp):
         self.assertEqual(sorted(st), ["backbone.norm.weight", "cls_head.fc_cls.weight"])
         self.assertEqual(st["backbone.norm.weight"][0].item(), 5.0)
         self.assertEqual(st["cls_head.fc_cls.weight"][0, 0].item(), 6.0)
-        st, _ = self.convert(mmcv_checkpoint(sd), "--ema", "keep", name="k")
+        st, out = self.convert(mmcv_checkpoint(sd), name="k")  # the default: kept, the loader decides
         self.assertEqual(sorted(st), sorted(sd))
+        self.assertEqual(st["ema_backbone_norm_weight"][0].item(), 5.0)
+        self.assertIn("kept 2 mmcv EMA buffers", out)
+
+    def test_official_video_swin_layouts(self):
+        """The fixture generator's names, shapes and order are the model zoo's (tests/reference/keys), so the
+        C++ tests that convert and load its files test official layouts."""
+        for ref, kw in (("keys_video_swin_tiny_k400.txt", {}),
+                        ("keys_video_swin_base_k400.txt", dict(embed_dim=128, heads=(4, 8, 16, 32),
+                                                               depths=(2, 2, 18, 2)))):
+            with open(os.path.join(ROOT, "tests", "reference", "keys", ref)) as f:
+                want = [tuple(line.split(" ", 1)) for line in f.read().splitlines() if not line.startswith("#")]
+            got = [(n, "[" + ", ".join(map(str, s)) + "]") for n, s, _ in fx.swin3d_spec(**kw)]
+            self.assertEqual(got, want, ref)
+        pre = {n: s for n, s, _ in fx.swin3d_spec(pretrain=True)}
+        self.assertEqual(pre["backbone.mask_token"], (1, 1, 96))
+        self.assertEqual(pre["backbone.fpn_t.0.weight"], (768, 768, 2, 1, 1))
+        self.assertNotIn("cls_head.fc_cls.weight", pre)
+        ck = fx.swin3d_checkpoint(fx.swin3d_spec(embed_dim=8, heads=(1, 1, 2, 2), depths=(1, 1, 1, 1),
+                                                 window=(2, 4, 4), classes=5), (2, 4, 4), ema=True)
+        sd = ck["state_dict"]
+        ema = [k for k in sd if k.startswith("ema_")]
+        params = [k for k in sd if not k.startswith("ema_") and sd[k].is_floating_point()]
+        self.assertEqual(ema, [fx.ema_name(k) for k in params])  # first: the recognizer's own buffers
+        self.assertEqual(list(sd)[:len(ema)], ema)
+        self.assertFalse(any("relative_position_index" in k for k in ema))
+        self.assertFalse(torch.equal(sd["ema_backbone_norm_weight"], sd["backbone.norm.weight"]))
 
     def test_key_dtype_and_list(self):
         ck = {"state_dict": OD(a=self.t(2)), "model_ema": OD(a=torch.tensor([1.00390625, 3.0]), i=torch.arange(3))}

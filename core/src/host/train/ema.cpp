@@ -14,10 +14,18 @@ Ema::Ema(const std::vector<NamedParam>& params, double momentum, int64_t warm_up
   for (const auto& p : params_) avg_.push_back(p.param.detach().clone());
 }
 
-void Ema::update(int64_t step) {
+double Ema::momentum_at(double momentum, int64_t warm_up, int64_t iter) {
+  const double i = static_cast<double>(iter);
+  const double w = static_cast<double>(warm_up);
+  // warm_up 0 at iteration 0 is a division by zero in the hook (Python raises); without warm-up the momentum
+  // applies from the start.
+  if (w + i <= 0) return momentum;
+  return std::min(momentum, (1.0 + i) / (w + i));
+}
+
+void Ema::update(int64_t iter) {
   torch::NoGradGuard no_grad;
-  const double s = static_cast<double>(step);
-  const double m = std::min(momentum_, (1.0 + s) / (static_cast<double>(warm_up_) + s));
+  const double m = momentum_at(momentum_, warm_up_, iter);
   for (size_t i = 0; i < params_.size(); ++i) avg_[i].mul_(1.0 - m).add_(params_[i].param.detach(), m);
 }
 

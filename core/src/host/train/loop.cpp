@@ -92,20 +92,25 @@ LoopResult run_loop(const RunContext& ctx, TrainModel& model, const LoopSpec& sp
       metrics.add_micro(terms, static_cast<double>(os.accum_steps), step + 1);
       dp.begin_backward(micro == os.accum_steps - 1);
       scaler.scale_loss(terms.at("loss") / static_cast<double>(os.accum_steps)).backward();
+      // mmcv's EMAHook runs after every iteration (runner.iter counts micro-batches); the weights change only
+      // at the last one of a step, so these updates average the unchanged weights again, as the hook's do.
+      if (ema && micro < os.accum_steps - 1) ema->update(step * os.accum_steps + micro);
     }
     metrics.end_micro_steps();
     dp.reduce_gradients();
     model.fold_alias_grads();
-    // The optimiser step (skipped when fp16 gradients overflowed), then EMA and the runner's own step.
+    // The optimiser step (skipped when fp16 gradients overflowed), then EMA and the runner's own step. The
+    // step's last iteration updates the EMA after the optimiser, as the hook runs after mmcv's OptimizerHook
+    // (priority ABOVE_NORMAL before NORMAL); a skipped step still counts, as the hook does not know of it.
     const double lr = scheduled_lr(os, step, total);
     if (scaler.unscale(opt.params())) {
       torch::Tensor gnorm = opt.step(lr);
-      if (ema) ema->update(step);
       metrics.add_device("grad_norm", gnorm);
     } else {
       log_warn("step {}: inf/NaN gradient under fp16 loss scale {}; step skipped, scale halved", step + 1,
                scaler.scale());
     }
+    if (ema) ema->update(step * os.accum_steps + os.accum_steps - 1);
     scaler.update();
     if (spec.after_step)
       for (const auto& [k, v] : spec.after_step(step, lr)) metrics.add_host(k, v);

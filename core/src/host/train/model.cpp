@@ -1,12 +1,15 @@
 #include "model.h"
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
+#include <algorithm>
 #include <set>
 
 #include "bevt/error.h"
 #include "bevt/module_device.h"
 #include "bevt/state_dict.h"
+#include "bevt/strings.h"
 
 namespace bevt::host::train {
 
@@ -80,36 +83,73 @@ TensorMap TrainModel::state() const {
   return out;
 }
 
-void TrainModel::load_state(const TensorMap& tensors, const std::string& source) {
+ModelLoadReport TrainModel::load_state(const TensorMap& tensors, const std::string& source) {
+  ModelLoadReport rep;
   if (standalone) {
     LoadOptions so;
     so.source = source;
     so.strip_prefixes = {};
-    load_state_dict(*standalone, tensors, so);
-    return;
+    rep.loaded = load_state_dict(*standalone, tensors, so).loaded;
+    return rep;
   }
-  LoadOptions o;
-  o.source = source;
-  o.strip_prefixes = {"backbone."};
-  TensorMap backbone_part;
-  for (const auto& [k, v] : tensors)
-    if (k.rfind("backbone.", 0) == 0) backbone_part[k] = v;
-  // The backbone takes its own keys; decoder keys under backbone.* belong to heads.
-  o.strict = false;
-  LoadReport r = load_state_dict(*backbone, backbone_part, o);
-  if (!r.missing.empty() || !r.mismatched.empty())
-    throw UserError(fmt::format("{}: the backbone does not fit the checkpoint: {}", source, r.summary()));
-  for (auto& [slot, head] : heads) {
-    TensorMap mine;
-    for (const auto& [k, v] : bevt::state_dict(*head)) {
-      auto it = tensors.find(head_param_name(k));
-      if (it != tensors.end()) mine[k] = it->second;
+  // DDP's wrapper prefix, when every name has it.
+  TensorMap file = tensors;
+  if (!file.empty() && std::all_of(file.begin(), file.end(), [](const auto& kv) { return kv.first.rfind("module.", 0) == 0; }))
+    file = strip_prefixes(file, {"module."});
+  const TensorMap own = state();  // the tensors themselves (tied heads share one), under official names
+  const LoadOptions defaults;
+  auto rebuilt = [&](const std::string& k) {
+    for (const auto& suf : defaults.optional_suffixes)
+      if (k.size() >= suf.size() && k.compare(k.size() - suf.size(), suf.size(), suf) == 0) return true;
+    return k.size() >= 9 && k.compare(k.size() - 9, 9, "attn_mask") == 0;
+  };
+  std::set<std::string> flat_names;  // what an ema_* buffer of this file may average
+  for (const auto& [k, v] : file)
+    if (!is_ema_buffer(k)) flat_names.insert(ema_buffer_name(k));
+
+  LoadReport bad;  // strict failures, in the SDK's one-line summary
+  torch::NoGradGuard no_grad;
+  for (const auto& [name, target] : own) {
+    auto it = file.find(name);
+    if (it == file.end()) {
+      if (rebuilt(name)) continue;
+      if (!pretrain_only_group(name).empty())
+        rep.kept_initial.push_back(name);
+      else
+        bad.missing.push_back(name);
+      continue;
     }
-    LoadOptions ho;
-    ho.source = source;
-    ho.strip_prefixes = {};
-    load_state_dict(*head, mine, ho);
+    if (it->second.sizes() != target.sizes()) {
+      bad.mismatched.push_back(fmt::format("{} (file [{}] vs model [{}])", name, fmt::join(it->second.sizes(), ","),
+                                           fmt::join(target.sizes(), ",")));
+      continue;
+    }
+    target.copy_(it->second.to(target.device(), target.scalar_type()));
+    ++rep.loaded;
   }
+  std::vector<std::string> own_names;
+  for (const auto& kv : own) own_names.push_back(kv.first);
+  for (const auto& [name, t] : file) {
+    if (own.count(name) || rebuilt(name)) continue;
+    if (is_ema_buffer(name)) {
+      ++rep.ema_buffers;
+      if (!flat_names.count(name)) rep.ema_orphans.push_back(name);
+      continue;
+    }
+    std::string group = pretrain_only_group(name);
+    if (!group.empty()) {
+      ++rep.dropped_pretrain[group];
+      continue;
+    }
+    std::string near = nearest_name(name, own_names);
+    bad.unexpected.push_back(near.empty() ? name : fmt::format("{} (nearest: {})", name, near));
+  }
+  bad.loaded = rep.loaded;
+  if (!bad.ok())
+    throw UserError(fmt::format("{}: weights do not fit the model: {} (check the model config matches the "
+                                "checkpoint)",
+                                source, bad.summary()));
+  return rep;
 }
 
 void TrainModel::train(bool on) {

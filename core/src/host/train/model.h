@@ -11,6 +11,7 @@
 #include "bevt/backbone.h"
 #include "bevt/head.h"
 #include "host/compose.h"
+#include "model_load.h"
 #include "optim.h"
 
 namespace bevt::host::train {
@@ -26,8 +27,10 @@ struct TrainModel {
 
   std::vector<NamedParam> parameters() const;  // trainable, deduplicated, official names
   TensorMap state() const;                     // parameters and buffers, official names
-  // Loads a state written by state() (strict: everything must match).
-  void load_state(const TensorMap& tensors, const std::string& source);
+  // Loads a state written by state() or an official whole-model checkpoint (mmcv's state_dict): strict apart
+  // from the tensors model_load.h lists (pre-training-only ones on either side, mmcv EMA buffers, rebuilt
+  // buffers), which the report names. UserError naming the tensors otherwise missing, unexpected or mis-shaped.
+  ModelLoadReport load_state(const TensorMap& tensors, const std::string& source);
   void train(bool on);
   void fold_alias_grads();
   // Moves every module, then ties each alias to its primary again: Module::to gives every parameter its own new
