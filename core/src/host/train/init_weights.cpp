@@ -31,8 +31,8 @@ void classify_rest(const TensorMap& file, ModelLoadReport& r) {
   bool any_backbone = false;
   for (const auto& kv : file) any_backbone = any_backbone || starts_with(kv.first, "backbone.") ||
                                              starts_with(kv.first, "module.backbone.");
-  for (const auto& [k0, v] : file) {
-    std::string k = starts_with(k0, "module.") ? k0.substr(7) : k0;
+  for (const auto& kv : file) {
+    std::string k = starts_with(kv.first, "module.") ? kv.first.substr(7) : kv.first;
     if (is_ema_buffer(k)) {
       ++r.ema_buffers;
       continue;

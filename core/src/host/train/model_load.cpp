@@ -43,9 +43,12 @@ std::vector<std::string> ModelLoadReport::lines() const {
   std::vector<std::string> out;
   if (!dropped_pretrain.empty())
     out.push_back("dropped, used only by pre-training: " + groups(dropped_pretrain));
-  if (!kept_initial.empty())
+  if (!kept_initial.empty()) {
+    std::vector<std::string> sorted = kept_initial;
+    std::sort(sorted.begin(), sorted.end());
     out.push_back(fmt::format("not in the file, used only by pre-training (kept at their initial values): {}",
-                              join(kept_initial)));
+                              join(sorted)));
+  }
   if (ema_buffers > 0) {
     std::string l = fmt::format("ignored {} mmcv EMAHook buffers (ema_*)", ema_buffers);
     if (!ema_note.empty()) l += ": " + ema_note;
