@@ -30,7 +30,7 @@ std::string clips(const std::string& table, const std::string& split, int n) {
          "crop_size = 32\nflip = 0.0\n";
 }
 
-// A fine-tune experiment on synthetic clips (2 classes); `optim` is the body of its [optim] table.
+// A fine-tune experiment on synthetic clips (12 classes); `optim` is the body of its [optim] table.
 fs::path experiment(const fs::path& d, const std::string& name, int64_t steps, const std::string& optim,
                     int batch = 8) {
   fs::path p = d / (name + ".toml");
@@ -41,10 +41,10 @@ fs::path experiment(const fs::path& d, const std::string& name, int64_t steps, c
   return p;
 }
 
-// checkpoint_fixtures.py swin3d OUT.pth ARGS: the tiny Swin above, 2 classes.
+// checkpoint_fixtures.py swin3d OUT.pth ARGS: the tiny Swin above, the synthetic set's 12 classes.
 void official(const fs::path& out, const std::string& args) {
   auto r = t::run(std::string(BEVT_PYTHON) + " " + BEVT_SOURCE_DIR + "/tests/python/checkpoint_fixtures.py swin3d " +
-                  out.string() + " --classes 2 " + args);
+                  out.string() + " --classes 12 " + args);
   ASSERT_EQ(r.status, 0) << r.output;
 }
 
