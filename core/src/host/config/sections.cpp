@@ -56,8 +56,8 @@ const std::vector<std::pair<std::string, std::vector<KeySpec>>>& host_sections()
                      "key contained in a parameter name wins"),
            key("layer_decay", 1.0, "layer-wise lr decay of backbone parameters (BEVT K400: 0.9); 1 = off"),
            key("by_epoch", false, "cosine schedule stepped per epoch (mmcv by_epoch, BEVT fine-tunes) instead of per iteration"),
-           key("ema", 0.0, "EMA momentum of the weights (mmcv EMAHook: 2e-4 for SSv2); 0 = off"),
-           key("ema_warmup", 100, "EMAHook warm_up: the momentum ramps as (1 + step) / (warm_up + step)"),
+           key("ema", 0.0, "EMA momentum: the weight of the new value, updated every iteration (micro-batch) as mmcv EMAHook (2e-4 for SSv2); 0 = off"),
+           key("ema_warmup", 100, "EMAHook warm_up: momentum = min(ema, (1 + iter) / (warm_up + iter)), iter counting micro-batches"),
        }},
       {"loader",
        {
