@@ -14,6 +14,8 @@
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
 
+#include <torch/csrc/autograd/profiler_legacy.h>
+
 #include <chrono>
 #include <iostream>
 
@@ -89,7 +91,7 @@ double sgemm_gflops(int reps) {
   return 2.0 * 2048.0 * 2048.0 * 2048.0 / r.median_s / 1e9;
 }
 
-bevt::bench::Result run(int warmup, int reps, int threads, bool checkpointing) {
+bevt::bench::Result run(int warmup, int reps, int threads, bool checkpointing, const std::string& profile) {
   namespace host = bevt::host;
   namespace tr = bevt::host::train;
   torch::set_num_threads(threads);
@@ -188,6 +190,10 @@ bevt::bench::Result run(int warmup, int reps, int threads, bool checkpointing) {
     const size_t n = timed.size();
     r.fields[k] = n % 2 ? timed[n / 2] : 0.5 * (timed[n / 2 - 1] + timed[n / 2]);
   }
+  if (!profile.empty()) {  // one more iteration under the autograd profiler (chrome trace; profile_summary.py)
+    torch::autograd::profiler::RecordProfile guard(profile);
+    step();
+  }
   r.fields["sgemm_gflops"] = sgemm_gflops(5);
   r.fields["threads"] = threads;
   return r;
@@ -199,15 +205,17 @@ int main(int argc, char** argv) {
   CLI::App app{"bench_pretrain_step: one whole BEVT pre-training iteration (bevt_pretrain_step)"};
   int warmup = 1, reps = 3, threads = 2;
   bool json = false, checkpointing = false;
+  std::string profile;
   app.add_option("--warmup", warmup, "untimed iterations (default 1)");
   app.add_option("--reps", reps, "timed iterations (default 3)");
   app.add_option("--threads", threads, "torch threads (default 2)");
   app.add_flag("--grad-checkpointing", checkpointing, "recompute each encoder block in backward");
   app.add_flag("--json", json, "one JSON object per case");
+  app.add_option("--profile", profile, "after timing, profile one iteration into this chrome-trace file");
   CLI11_PARSE(app, argc, argv);
   try {
     if (warmup < 0 || reps < 1) throw bevt::UserError("--warmup must be >= 0 and --reps >= 1");
-    bevt::bench::print({run(warmup, reps, threads, checkpointing)}, json);
+    bevt::bench::print({run(warmup, reps, threads, checkpointing, profile)}, json);
   } catch (const bevt::UserError& e) {
     std::cerr << "bench_pretrain_step: " << e.what() << std::endl;
     return 2;

@@ -4,6 +4,7 @@
 # an idle 2-core machine.
 #
 #   bench/compare_official.sh --bevt-repo BEVT --swin-repo Video-Swin-Transformer --dalle-repo DALL-E [--build build]
+#                             [--threads 2] [--quick]
 #
 # The official checkouts are the user's (github.com/xyzforever/BEVT, SwinTransformer/Video-Swin-Transformer,
 # openai/DALL-E); their Python runs in the torch venv (scripts/torch_env.sh), the same torch build bevt links.
@@ -13,6 +14,7 @@ root=$(dirname "$here")
 build="$root/build"
 bevt_repo="" swin_repo="" dalle_repo=""
 threads=2
+warm=1 reps=2 swarm=2 sreps=5  # --quick: no warm-up, one timed run per case (a smoke test, not figures)
 while [ $# -gt 0 ]; do
   case "$1" in
     --bevt-repo) bevt_repo=$2; shift 2 ;;
@@ -20,6 +22,7 @@ while [ $# -gt 0 ]; do
     --dalle-repo) dalle_repo=$2; shift 2 ;;
     --build) build=$2; shift 2 ;;
     --threads) threads=$2; shift 2 ;;
+    --quick) warm=0 reps=1 swarm=0 sreps=1; shift ;;
     *) echo "compare_official.sh: unknown argument '$1' (see the header of $0)" >&2; exit 2 ;;
   esac
 done
@@ -41,11 +44,12 @@ echo "# $(date -u '+%Y-%m-%d %H:%M UTC') $(uname -n); $(grep -m1 'model name' /p
 echo "# load average at start: $(cut -d' ' -f1-3 /proc/loadavg); torch $("$py" -c 'import torch; print(torch.__version__)'); $threads threads"
 
 echo "## bevt" >&2
-"$build/bin/bench_pretrain_step" --json --warmup 1 --reps 2 --threads "$threads" | tee "$out/bevt.jsonl"
-"$build/bin/bench_video_swin" --json --warmup 2 --reps 5 --threads "$threads" | tee -a "$out/bevt.jsonl"
-"$build/bin/bench_dalle" --json --batch 10 --size 112 --warmup 1 --reps 3 --threads "$threads" | tee -a "$out/bevt.jsonl"
+"$build/bin/bench_pretrain_step" --json --warmup "$warm" --reps "$reps" --threads "$threads" | tee "$out/bevt.jsonl"
+"$build/bin/bench_video_swin" --json --warmup "$swarm" --reps "$sreps" --threads "$threads" | tee -a "$out/bevt.jsonl"
+"$build/bin/bench_dalle" --json --batch 10 --size 112 --warmup "$warm" --reps "$((reps + 1))" --threads "$threads" | tee -a "$out/bevt.jsonl"
 echo "## official" >&2
 "$py" -W ignore "$here/official/pretrain_step.py" --bevt-repo "$bevt_repo" --swin-repo "$swin_repo" \
-  --dalle-repo "$dalle_repo" --threads "$threads" --warmup 1 --reps 2 | tee "$out/official.jsonl"
+  --dalle-repo "$dalle_repo" --threads "$threads" --warmup "$warm" --reps "$reps" \
+  --swin-warmup "$swarm" --swin-reps "$sreps" | tee "$out/official.jsonl"
 echo "# load average at end: $(cut -d' ' -f1-3 /proc/loadavg)"
 "$py" "$here/official/ratios.py" "$out/bevt.jsonl" "$out/official.jsonl"
