@@ -1,4 +1,6 @@
-// Tokens per second of the full DALL-E encoder (n_hid 256, vocabulary 8192) on BEVT's 112x112 views.
+// Tokens per second of the full DALL-E encoder (n_hid 256, vocabulary 8192) on BEVT's 112x112 views, its
+// convolutions' GFLOP/s, and the GFLOP/s of a 2048^3 at::mm (sgemm) in the same process, the rate it is read
+// against.
 #include <CLI/CLI.hpp>
 
 #include <iostream>
@@ -33,6 +35,24 @@ int main(int argc, char** argv) {
                                     reps, [&] { tok->tokenize(img); });
     r.fields["tokens_per_s"] = double(batch * per_image) / r.median_s;
     r.fields["images_per_s"] = double(batch) / r.median_s;
+    // Convolution FLOPs (2 per multiply-add) from the weights: `blocks.input` runs at full resolution,
+    // `blocks.group_<g>` at 1/2^(g-1), `blocks.output` at the last group's.
+    double flops = 0;
+    const int64_t last = size / tok->downsample();
+    for (const auto& p : tok->named_parameters()) {
+      const std::string& k = p.key();
+      if (k.size() < 2 || k.substr(k.size() - 2) != ".w") continue;
+      int64_t side = size;
+      if (k.rfind("blocks.group_", 0) == 0) side = size >> (std::stoi(k.substr(13)) - 1);
+      if (k.rfind("blocks.output", 0) == 0) side = last;
+      flops += 2.0 * double(p.value().numel()) * double(side * side) * batch;
+    }
+    r.fields["gflop_per_image"] = flops / batch / 1e9;
+    r.fields["gflops"] = flops / r.median_s / 1e9;
+    auto a = torch::randn({2048, 2048}), b = torch::randn({2048, 2048});
+    auto mm = bevt::bench::time_case("sgemm", 2, 5, [&] { (void)at::mm(a, b); });
+    r.fields["sgemm_gflops"] = 2.0 * 2048 * 2048 * 2048 / mm.median_s / 1e9;
+    r.fields["fraction_of_sgemm"] = r.fields["gflops"] / r.fields["sgemm_gflops"];
     bevt::bench::print({r}, json);
   } catch (const std::exception& e) {
     std::cerr << "bench_dalle: error: " << e.what() << std::endl;

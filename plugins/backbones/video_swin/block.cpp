@@ -1,5 +1,7 @@
 #include "block.h"
 
+#include "row_permute.h"
+
 namespace bevt::swin {
 
 torch::Tensor drop_path(const torch::Tensor& x, double p, bool training) {
@@ -38,11 +40,10 @@ torch::Tensor SwinBlock3DImpl::attention_part(const torch::Tensor& x, const Wind
     windows = h;
   } else {
     // norm1 comes before the zero padding: padded tokens read an appended zero row.
-    auto src = plan.pad ? torch::cat({h, torch::zeros({1, C}, h.options())}, 0) : h;
-    windows = src.index_select(0, plan.gather);
+    windows = permute_rows(h, plan.gather, plan.pad, plan.scatter, false);
   }
   auto out = attn->forward(windows.view({-1, plan.tokens, C}), plan).view({-1, C});
-  if (!plan.identity) out = out.index_select(0, plan.scatter);
+  if (!plan.identity) out = permute_rows(out, plan.scatter, false, plan.gather, plan.pad);
   return out.view(x.sizes());
 }
 

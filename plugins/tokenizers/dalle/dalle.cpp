@@ -53,11 +53,13 @@ class EncoderBlock : public torch::nn::Module {
     for (int i = 0; i < 4; ++i) res->register_module(fmt::format("conv_{}", i + 1), conv_[i]);
     register_module("res_path", res);
   }
+  // Frozen and run under no-grad: the residual path's temporaries are updated in place (x itself is kept for
+  // the identity path); a + g*h and (h*g) + a round alike, so the result equals the official expression.
   torch::Tensor forward(const torch::Tensor& x) const {
-    torch::Tensor h = x;
-    for (const auto& c : conv_) h = c->forward(torch::relu(h));
+    torch::Tensor h = conv_[0]->forward(torch::relu(x));
+    for (size_t i = 1; i < 4; ++i) h = conv_[i]->forward(h.relu_());
     torch::Tensor id = id_path_ ? id_path_->forward(x) : x;
-    return id + post_gain_ * h;
+    return h.mul_(post_gain_).add_(id);
   }
 
  private:
@@ -158,12 +160,16 @@ class DalleTokenizer : public bevt::Tokenizer {
       throw bevt::UserError(fmt::format("dalle: image size {}x{} is not a multiple of the downsampling factor {}",
                                         prepared.size(2), prepared.size(3), f));
     torch::NoGradGuard no_grad;
-    torch::Tensor x = input_->forward(prepared.to(torch::kFloat32));
+    // Channels-last activations: oneDNN's convolutions run about 1.5x faster on NHWC than on NCHW on CPU, and
+    // relu, add and max-pool keep the layout, so only this one conversion is made (the logits come out NHWC;
+    // argmax over channels reads them as they are).
+    torch::Tensor x =
+        input_->forward(prepared.to(torch::kFloat32).contiguous(at::MemoryFormat::ChannelsLast));
     for (size_t g = 0; g < groups_.size(); ++g) {
       for (const auto& blk : groups_[g]) x = blk->forward(x);
       if (g + 1 < groups_.size()) x = torch::max_pool2d(x, {2, 2});
     }
-    return out_conv_->forward(torch::relu(x));
+    return out_conv_->forward(x.relu_());
   }
 
   bevt::LoadReport load_weights(const bevt::TensorMap& tensors, const bevt::LoadOptions& opts) override {

@@ -1,0 +1,258 @@
+#!/usr/bin/env python3
+"""The official side of bevt's speed comparison (docs/benchmarks.md, bench/compare_official.sh).
+
+Runs, with the official code imported from the user's checkouts, the cases that bevt's benches run:
+  pretrain     one BEVT pre-training iteration as BEVTMultiSource.train_step + mmcv's OptimizerHook run it:
+               Swin-T (embed 96, depths 2,2,6,2, heads 3,6,12,24, window 8,7,7, patch 2,4,4, patch norm,
+               drop path 0.1), 1 clip [3,8,224,224] with a tube mask (98 of 14x14 cells in 3 of 4 temporal
+               slots) and 2 images [3,224,224] with 98 of 196 cells masked, the DALL-E encoder (n_hid 256,
+               vocab 8192, frozen) on the 8 + 2 views of 112x112, both decoders, the 8192-way lm_head,
+               cross-entropy over the masked cells, backward, clip_grad_norm_ 3.0, AdamW (lr 5e-4, wd 0.05).
+  swin_train / swin_eval / swin_train_ckpt
+               Video Swin-T (SwinTransformer3D, window 8,7,7, drop path 0.1) on 1x3x8x112x112: a training step
+               (loss = mean of the output, backward, AdamW), an eval forward under no_grad, and the training
+               step with use_checkpoint=True, as bench_video_swin.
+  dalle        the DALL-E encoder on 10x3x112x112 (one iteration's views), with its GFLOP/s.
+  sgemm        a 2048^3 torch.mm, the BLAS rate the ratios are read against.
+Each case runs in a fresh process (peak_rss_mb is its own). One JSON object per case, with name, median_s,
+min_s, max_s, peak_rss_mb and case fields, as bevt's benches print.
+
+Import shims (bench/official/shims.py): mmcv/mmaction registries and builders, load_checkpoint, the logger,
+timm's DropPath/to_2tuple/trunc_normal_, einops.rearrange (axis permutations only), attrs' @attr.s/attr.ib, and
+the head's load_model (a randomly initialised official Encoder instead of encoder.pkl).
+
+  python bench/official/pretrain_step.py --bevt-repo BEVT --swin-repo Video-Swin-Transformer --dalle-repo DALL-E
+"""
+import argparse
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import time
+
+import torch
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+CASES = ["sgemm", "dalle", "swin_train", "swin_eval", "swin_train_ckpt", "pretrain"]
+DALLE_GFLOP_PER_VIEW = 52.1  # the encoder's convolutions on one 112x112 view (multiply-add = 2 FLOP)
+
+
+def peak_rss_mb():
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def timed(fn, warmup, reps):
+    for _ in range(warmup):
+        fn()
+    t = []
+    for _ in range(reps):
+        a = time.perf_counter()
+        fn()
+        t.append(time.perf_counter() - a)
+    return {"median_s": statistics.median(t), "min_s": min(t), "max_s": max(t)}
+
+
+def current_rss_mb():
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * 4096 / 2**20
+
+
+def masks(gen):
+    """Tube mask for the clip (input [1,4,14,14], output per frame [1,8,14,14]) and blockwise-sized masks for
+    the 2 images ([2,14,14]): 98 of 196 cells, as BEVT's maskers on average."""
+    cells = torch.zeros(196, dtype=torch.bool)
+    cells[torch.randperm(196, generator=gen)[:98]] = True
+    tube = torch.zeros(4, 196, dtype=torch.bool)
+    tube[1:] = cells
+    vin = tube.view(1, 4, 14, 14)
+    vout = vin.repeat_interleave(2, dim=1)
+    img = torch.zeros(2, 196, dtype=torch.bool)
+    for i in range(2):
+        img[i, torch.randperm(196, generator=gen)[:98]] = True
+    return vin, vout, img.view(2, 14, 14)
+
+
+def case_pretrain(ns, a):
+    torch.manual_seed(0)
+    model = ns.BEVTMultiSource(
+        backbone=dict(type="SwinTransformerBEVT", patch_size=(2, 4, 4), embed_dim=96, depths=[2, 2, 6, 2],
+                      num_heads=[3, 6, 12, 24], window_size=(8, 7, 7), mlp_ratio=4.0, qkv_bias=True,
+                      patch_norm=True, drop_path_rate=0.1, use_checkpoint=a.checkpoint),
+        cls_head=dict(type="BEVTMultiSourceHead", num_classes=8192, in_channels=768, vae_weight_path="unused"))
+    model.train()
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(params, lr=5e-4, weight_decay=0.05)
+    gen = torch.Generator().manual_seed(0)
+    vin, vout, img_mask = masks(gen)
+    # Generated inputs in the pipeline's shapes: normalised pixels for the encoder, map_pixels'ed [0.1, 0.9]
+    # views for the tokenizer.
+    batch = [
+        dict(imgs=torch.randn(1, 1, 3, 8, 224, 224, generator=gen),
+             imgs_second=torch.rand(1, 8, 3, 112, 112, generator=gen) * 0.8 + 0.1,
+             input_position_masks=vin, output_position_masks=vout),
+        dict(imgs=torch.randn(2, 1, 3, 224, 224, generator=gen),
+             imgs_second=torch.rand(2, 1, 3, 112, 112, generator=gen) * 0.8 + 0.1,
+             input_position_masks=img_mask, output_position_masks=img_mask),
+    ]
+    # The split: wall time inside the tokenizer, inside the encoder (patch embeddings and the 4 stages), the
+    # rest of the forward (decoders, lm_head, loss), the backward, the optimiser (clipping + AdamW).
+    split = {"tokenizer_s": 0.0, "encoder_forward_s": 0.0}
+
+    def timing(module, key):
+        f = module.forward
+
+        def wrapped(*args, **kw):
+            t0 = time.perf_counter()
+            out = f(*args, **kw)
+            split[key] += time.perf_counter() - t0
+            return out
+
+        module.forward = wrapped
+
+    timing(model.cls_head.vae_encoder, "tokenizer_s")
+    bb = model.backbone
+    for m in [bb.patch_embed, bb.patch_embed_2d, *bb.layers]:
+        timing(m, "encoder_forward_s")
+    runs = []
+
+    def step():
+        for k in split:
+            split[k] = 0.0
+        t0 = time.perf_counter()
+        out = model.train_step(batch, None, data_type=["video", "image"])
+        t1 = time.perf_counter()
+        opt.zero_grad()
+        out["loss"].backward()
+        t2 = time.perf_counter()
+        torch.nn.utils.clip_grad_norm_([p for p in params if p.grad is not None], max_norm=3.0)  # OptimizerHook
+        opt.step()
+        t3 = time.perf_counter()
+        runs.append(dict(split, decoders_loss_s=t1 - t0 - split["tokenizer_s"] - split["encoder_forward_s"],
+                         backward_s=t2 - t1, optimizer_s=t3 - t2))
+
+    r = timed(step, a.warmup, a.reps)
+    timed_runs = runs[a.warmup:]
+    for k in timed_runs[0]:
+        r[k] = statistics.median(x[k] for x in timed_runs)
+    r["name"] = "official bevt_pretrain_step" + (" + use_checkpoint" if a.checkpoint else "")
+    # The iteration's FLOPs (forward + backward, every op torch's counter knows: matmuls, convolutions,
+    # attention), from one more untimed iteration: the floor is this over the sgemm rate of the same run.
+    from torch.utils.flop_counter import FlopCounterMode
+
+    counter = FlopCounterMode(display=False)
+    with counter:
+        step()
+    r["iteration_gflop"] = counter.get_total_flops() / 1e9
+    return r
+
+
+def case_swin(a, mode):
+    torch.manual_seed(0)
+    from shims import install  # noqa: E402
+
+    ns = install(a.bevt_repo, a.swin_repo, a.dalle_repo)
+    model = ns.SwinTransformer3D(patch_size=(2, 4, 4), embed_dim=96, depths=[2, 2, 6, 2], num_heads=[3, 6, 12, 24],
+                                 window_size=(8, 7, 7), drop_path_rate=0.1, patch_norm=True,
+                                 use_checkpoint=mode == "swin_train_ckpt")
+    model.init_weights()
+    clip = torch.randn(1, 3, 8, 112, 112)
+    if mode == "swin_eval":
+        model.eval()
+
+        def fwd():
+            with torch.no_grad():
+                model(clip).sum().item()
+
+        r = timed(fwd, a.swin_warmup, a.swin_reps)
+        r["name"] = "official video_swin_t eval forward 1x3x8x112x112"
+        return r
+    model.train()
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-4, weight_decay=0.05)
+    for p in model.parameters():  # the AdamW state exists before the RSS baseline, as in bench_video_swin
+        p.grad = torch.zeros_like(p)
+    opt.step()
+    opt.zero_grad(set_to_none=False)  # gradients stay allocated: activation_mb is the activations alone
+    before = current_rss_mb()
+
+    def step():
+        opt.zero_grad(set_to_none=False)
+        model(clip).mean().backward()
+        opt.step()
+
+    r = timed(step, a.swin_warmup, a.swin_reps)
+    r["name"] = "official video_swin_t train step" + (" + use_checkpoint" if mode == "swin_train_ckpt" else "")
+    r["activation_mb"] = peak_rss_mb() - before
+    return r
+
+
+def run_case(a):
+    torch.set_num_threads(a.threads)
+    sys.path.insert(0, HERE)
+    if a.case == "sgemm":
+        x, y = torch.randn(2048, 2048), torch.randn(2048, 2048)
+        r = timed(lambda: torch.mm(x, y), 2, max(a.reps, 5))
+        r["name"] = "official torch.mm 2048^3 (sgemm)"
+        r["gflops"] = 2 * 2048**3 / r["median_s"] / 1e9
+    elif a.case == "dalle":
+        from shims import install
+
+        ns = install(a.bevt_repo, a.swin_repo, a.dalle_repo)
+        torch.manual_seed(0)
+        enc = ns.Encoder().eval()
+        x = torch.rand(10, 3, 112, 112)
+
+        def fwd():
+            with torch.no_grad():
+                enc(x).argmax(1)
+
+        r = timed(fwd, a.warmup, a.reps)
+        r["name"] = "official dalle encoder 10x3x112x112"
+        r["gflops"] = 10 * DALLE_GFLOP_PER_VIEW / r["median_s"]
+    elif a.case.startswith("swin"):
+        r = case_swin(a, a.case)
+    else:
+        from shims import install
+
+        r = case_pretrain(install(a.bevt_repo, a.swin_repo, a.dalle_repo), a)
+    r["peak_rss_mb"] = peak_rss_mb()
+    r["threads"] = a.threads
+    r["torch"] = torch.__version__
+    print(json.dumps(r), flush=True)
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--bevt-repo", required=True, help="checkout of github.com/xyzforever/BEVT")
+    p.add_argument("--swin-repo", required=True, help="checkout of github.com/SwinTransformer/Video-Swin-Transformer")
+    p.add_argument("--dalle-repo", required=True, help="checkout of github.com/openai/DALL-E")
+    p.add_argument("--case", choices=CASES, help="one case in this process (default: every case, each in its own)")
+    p.add_argument("--cases", default=",".join(CASES), help="comma-separated cases to run (default: all)")
+    p.add_argument("--checkpoint", action="store_true", help="pretrain case: use_checkpoint=True")
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--warmup", type=int, default=1)
+    p.add_argument("--reps", type=int, default=3, help="timed runs of the pretrain and dalle cases")
+    p.add_argument("--swin-warmup", type=int, default=2)
+    p.add_argument("--swin-reps", type=int, default=5, help="timed runs of the Video Swin cases")
+    a = p.parse_args()
+    for repo, what in ((a.bevt_repo, "mmaction/models/recognizers/bevt_multisource.py"),
+                       (a.swin_repo, "mmaction/models/backbones/swin_transformer.py"),
+                       (a.dalle_repo, "dall_e/encoder.py")):
+        if not os.path.isfile(os.path.join(repo, what)):
+            print(f"pretrain_step.py: {repo} has no {what}; pass the official checkout's root", file=sys.stderr)
+            return 2
+    if a.case:
+        run_case(a)
+        return 0
+    for c in a.cases.split(","):
+        cmd = [sys.executable, os.path.abspath(__file__), "--case", c, "--bevt-repo", a.bevt_repo, "--swin-repo",
+               a.swin_repo, "--dalle-repo", a.dalle_repo, "--threads", str(a.threads), "--warmup", str(a.warmup),
+               "--reps", str(a.reps), "--swin-warmup", str(a.swin_warmup),
+               "--swin-reps", str(a.swin_reps)] + (["--checkpoint"] if a.checkpoint else [])
+        subprocess.run(cmd, check=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
