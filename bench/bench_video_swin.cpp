@@ -17,6 +17,7 @@
 #include <nlohmann/json.hpp>
 
 #include "bench_harness.h"
+#include "tensor_memory.h"
 #include "bevt/backbone.h"
 #include "host/registry.h"
 #include "host/train/amp.h"
@@ -86,6 +87,13 @@ bevt::bench::Result run_case(const std::string& name, int warmup, int reps, int 
   r = bevt::bench::time_case(name == "train_ckpt" ? "video_swin_t train step + grad checkpointing"
                                                   : "video_swin_t train step (fwd+bwd+AdamW)",
                              warmup, reps, step);
+  // One more step, untimed, under a tensor-level count: its peak above what was alive before it (parameters,
+  // gradients, AdamW state) is the activations and their gradients, which is what checkpointing reduces.
+  {
+    bevt::bench::TensorMemoryPeak mem;
+    step();
+    r.fields["tensor_peak_mb"] = mem.peak_mb();
+  }
   r.fields["rss_before_mb"] = before;
   r.fields["cpu_s_per_iter"] = (cpu_seconds() - c0) / (warmup + reps);
   r.fields["activation_mb"] = r.peak_rss_mb - before;
