@@ -138,27 +138,45 @@ const std::vector<float> kBlur = {1, 1, 1, 1, 1, 1, 0, 0, 0, 1, 1, 0, 0, 0, 1,
 
 // pillike.warp_affine: imgaug's matrix (float32, about center_px) inverted, then PIL's nearest-neighbour
 // Image.transform(AFFINE) with fillcolor 128 on every channel (geometric.Affine draws cval for 3 channels).
+// PIL samples translations in floating point and everything else in 16.16 fixed point; both are kept, since
+// they pick different source pixels near pixel edges.
 void warp_affine(cv::Mat m, double rotate_deg, double shear_x_deg, double shear_y_deg, double tx_px, double ty_px,
                  double cx_rel, double cy_rel) {
   const float cx = static_cast<float>(m.cols * cx_rel), cy = static_cast<float>(m.rows * cy_rel);
-  const auto rad = [](double deg) { return static_cast<float>(deg * M_PI / 180.0); };
-  const float rr = -rad(rotate_deg), shx = std::tanh(rad(shear_x_deg)), shy = std::tanh(rad(shear_y_deg));
+  // numpy: the angles and their cos, sin and tanh in float64, stored into float32 matrices
+  const double rr = -rotate_deg * M_PI / 180.0;
+  const auto shx = static_cast<float>(std::tanh(shear_x_deg * M_PI / 180.0));
+  const auto shy = static_cast<float>(std::tanh(shear_y_deg * M_PI / 180.0));
+  const auto cr = static_cast<float>(std::cos(rr)), sr = static_cast<float>(std::sin(rr));
   using M3 = cv::Matx33f;
   const M3 centerize(1, 0, -cx, 0, 1, -cy, 0, 0, 1), decenterize(1, 0, cx, 0, 1, cy, 0, 0, 1);
-  const M3 rotate(std::cos(rr), std::sin(rr), 0, -std::sin(rr), std::cos(rr), 0, 0, 0, 1);
+  const M3 rotate(cr, sr, 0, -sr, cr, 0, 0, 0, 1);
   const M3 shear(1, shx, 0, shy, 1, 0, 0, 0, 1);
   const M3 translate(1, 0, static_cast<float>(tx_px), 0, 1, static_cast<float>(ty_px), 0, 0, 1);
   const M3 inv = (decenterize * translate * shear * rotate * centerize).inv();
   const double a0 = inv(0, 0), a1 = inv(0, 1), a2 = inv(0, 2), a3 = inv(1, 0), a4 = inv(1, 1), a5 = inv(1, 2);
   cv::Mat out(m.size(), m.type(), cv::Scalar::all(kFill));
-  auto coord = [](double v) { return v < 0.0 ? -1 : static_cast<int>(v); };  // Geometry.c COORD
-  double xo = a2 + a1 * 0.5 + a0 * 0.5, yo = a5 + a4 * 0.5 + a3 * 0.5;
-  for (int y = 0; y < m.rows; ++y, xo += a1, yo += a4) {
-    double xx = xo, yy = yo;
-    auto* o = out.ptr<cv::Vec3b>(y);
-    for (int x = 0; x < m.cols; ++x, xx += a0, yy += a3) {
-      const int xin = coord(xx), yin = coord(yy);
-      if (xin >= 0 && xin < m.cols && yin >= 0 && yin < m.rows) o[x] = m.at<cv::Vec3b>(yin, xin);
+  if (a1 == 0 && a3 == 0) {  // Geometry.c ImagingScaleAffine (translations): float coordinates, COORD()
+    auto coord = [](double v) { return v < 0.0 ? -1 : static_cast<int>(v); };
+    for (int y = 0; y < m.rows; ++y) {
+      const int yin = coord(a5 + a4 * (y + 0.5));
+      auto* o = out.ptr<cv::Vec3b>(y);
+      for (int x = 0; x < m.cols && yin >= 0 && yin < m.rows; ++x) {
+        const int xin = coord(a2 + a0 * (x + 0.5));
+        if (xin >= 0 && xin < m.cols) o[x] = m.at<cv::Vec3b>(yin, xin);
+      }
+    }
+  } else {  // Geometry.c affine_fixed (rotations, shears): 16.16 fixed point, the pixel centre folded into the offset
+    auto fix = [](double v) { return static_cast<int32_t>(std::floor(v * 65536.0 + 0.5)); };
+    const int32_t f0 = fix(a0), f1 = fix(a1), f3 = fix(a3), f4 = fix(a4);
+    int32_t xo = fix(a2 + a0 * 0.5 + a1 * 0.5), yo = fix(a5 + a3 * 0.5 + a4 * 0.5);
+    for (int y = 0; y < m.rows; ++y, xo += f1, yo += f4) {
+      int32_t xx = xo, yy = yo;
+      auto* o = out.ptr<cv::Vec3b>(y);
+      for (int x = 0; x < m.cols; ++x, xx += f0, yy += f3) {
+        const int xin = xx >> 16, yin = yy >> 16;  // arithmetic shift: floor
+        if (xin >= 0 && xin < m.cols && yin >= 0 && yin < m.rows) o[x] = m.at<cv::Vec3b>(yin, xin);
+      }
     }
   }
   out.copyTo(m);
