@@ -324,6 +324,78 @@ TEST(ImgaugRandAugment, AffineOpsAsPilWithFill128) {
                 [&](double x, double y) { return cv::Point2d(x, y + 0.077 * H); }, "TranslateY -0.077");
 }
 
+// Parity with Pillow itself (what imgaug's pillike ops call): FNV-1a hashes of Pillow 13's outputs on a fixed
+// pattern, for each op at m = 7 (both signs where imgaug draws one), on a 40x48 frame (equalize through PIL) and
+// a 72x96 one. Produced by this script (with Pillow and numpy; imgaug's affine matrix written out):
+//   frame: v = (2x + 3y + 50c + (7x + 13y + 5c) % 17 * 3) % 256
+//   ops:   ImageOps.autocontrast(cutoff=0) / equalize / posterize(7) / solarize(197); ImageEnhance.Color,
+//          Contrast, Brightness, Sharpness .enhance(f); filter(BLUR / SMOOTH); Image.transform(AFFINE,
+//          inv(pillike._create_affine_matrix(...)), fillcolor=(128, 128, 128)) for rotate, shear, translate.
+TEST(ImgaugRandAugment, BitExactWithPillow) {
+  struct Case {
+    int64_t h, w;
+    IaOp op;
+    double value;
+    uint64_t fnv;
+  } cases[] = {
+      {40, 48, IaOp::Autocontrast, 0, 0x62654fbeef86a66bull},
+      {40, 48, IaOp::Equalize, 0, 0xd044b5de5e635749ull},
+      {40, 48, IaOp::Rotate, 7, 0xd6ad0cd020b03263ull},
+      {40, 48, IaOp::Rotate, -7, 0x61007e8244a57d71ull},
+      {40, 48, IaOp::Posterize, 7, 0xdd072349441da42dull},
+      {40, 48, IaOp::Solarize, 197, 0xffd88492a7d33430ull},
+      {40, 48, IaOp::EnhanceColor, 1.21, 0xd430ec257b3343bdull},
+      {40, 48, IaOp::EnhanceColor, 0.79, 0x21a123098b913deaull},
+      {40, 48, IaOp::EnhanceContrast, 1.21, 0x28aa5717d650bc7bull},
+      {40, 48, IaOp::EnhanceContrast, 0.79, 0xf0fb1a9ec2f8ee39ull},
+      {40, 48, IaOp::EnhanceBrightness, 1.21, 0xd5df04be961a4a49ull},
+      {40, 48, IaOp::EnhanceSharpness, 1.21, 0xf7027672fe734976ull},
+      {40, 48, IaOp::EnhanceSharpness, 0.79, 0x8dce6ca318e5b0d0ull},
+      {40, 48, IaOp::ShearX, 4.010704565915763, 0xcfcb9d27dacad2ecull},
+      {40, 48, IaOp::ShearX, -4.010704565915763, 0x0c77fff607fe8d66ull},
+      {40, 48, IaOp::ShearY, -4.010704565915763, 0x26cc9871973c07e1ull},
+      {40, 48, IaOp::TranslateX, 0.077, 0x2306dea472afd9c0ull},
+      {40, 48, IaOp::TranslateY, -0.077, 0x973b33667a131e5eull},
+      {40, 48, IaOp::FilterBlur, 0, 0xbb55a51f544f9c32ull},
+      {40, 48, IaOp::FilterSmooth, 0, 0x39b76a0d53e3b47eull},
+      {72, 96, IaOp::Autocontrast, 0, 0xfc5842c3a5c809c0ull},
+      {72, 96, IaOp::Rotate, 7, 0x6492c8612c180c0eull},
+      {72, 96, IaOp::Rotate, -7, 0x3b451091c970cd11ull},
+      {72, 96, IaOp::Posterize, 7, 0x71ee271c080ced23ull},
+      {72, 96, IaOp::Solarize, 197, 0xa414a552bec80e5dull},
+      {72, 96, IaOp::EnhanceColor, 1.21, 0xf34667473cc3ab50ull},
+      {72, 96, IaOp::EnhanceColor, 0.79, 0x5e65306ef331910eull},
+      {72, 96, IaOp::EnhanceContrast, 1.21, 0xa73c2badfa9afe11ull},
+      {72, 96, IaOp::EnhanceContrast, 0.79, 0xd7cfbf4ea06305ffull},
+      {72, 96, IaOp::EnhanceBrightness, 1.21, 0x2c6cc93b66c5df75ull},
+      {72, 96, IaOp::EnhanceSharpness, 1.21, 0x47deda4794669e03ull},
+      {72, 96, IaOp::EnhanceSharpness, 0.79, 0xc383687bd495187eull},
+      {72, 96, IaOp::ShearX, 4.010704565915763, 0xc1628c90644fc3a3ull},
+      {72, 96, IaOp::ShearX, -4.010704565915763, 0x6263680b98cc5429ull},
+      {72, 96, IaOp::ShearY, -4.010704565915763, 0x7fcd7bfda0e59971ull},
+      {72, 96, IaOp::TranslateX, 0.077, 0x9db4e3db02de2660ull},
+      {72, 96, IaOp::TranslateY, -0.077, 0xbaae9c3e031fd89full},
+      {72, 96, IaOp::FilterBlur, 0, 0xc39d4bb68bf2f668ull},
+      {72, 96, IaOp::FilterSmooth, 0, 0x9a41e1de93f4782dull},
+  };
+  auto pattern = [](int64_t h, int64_t w) {
+    Clip c(1, h, w);
+    for (int64_t y = 0; y < h; ++y)
+      for (int64_t x = 0; x < w; ++x)
+        for (int ch = 0; ch < 3; ++ch)
+          px(c, 0, y, x, ch) = static_cast<uint8_t>((2 * x + 3 * y + 50 * ch + (x * 7 + y * 13 + ch * 5) % 17 * 3) % 256);
+    return c;
+  };
+  auto fnv = [](const Clip& c) {
+    uint64_t hash = 0xcbf29ce484222325ull;
+    for (uint8_t b : c.data) hash = (hash ^ b) * 0x100000001b3ull;
+    return hash;
+  };
+  for (const auto& k : cases)
+    EXPECT_EQ(fnv(stepped(pattern(k.h, k.w), k.op, k.value)), k.fnv)
+        << ia_op_name(k.op) << " " << k.value << " on " << k.h << "x" << k.w;
+}
+
 TEST(ImgaugRandAugment, CutoutSquareOf128) {
   Clip in = random_clip(1, 224, 224, 6);
   const double side = ia_magnitudes(7).cutout;  // 32.67 px of 224
