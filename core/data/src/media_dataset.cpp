@@ -81,10 +81,17 @@ TransformSpec transform_spec_from(const Config& cfg) {
   if (ra.size() == 2) {
     t.rand_augment_n = ra[0];
     t.rand_augment_m = ra[1];
+    if (ra[0] < 0 || ra[1] < 0 || ra[1] > 30)
+      throw UserError(fmt::format("{}: rand_augment = [{}, {}]: n >= 0 and m in 0..30 (imgaug's magnitude scale; "
+                                  "BEVT's SSv2 uses [4, 7])",
+                                  cfg.where("rand_augment"), ra[0], ra[1]));
   }
   t.rand_augment_flip = cfg.get_bool("rand_augment_flip");
   t.random_erasing = cfg.get_float("random_erasing");
   t.random_erasing_mode = cfg.get_string("random_erasing_mode");
+  if (t.random_erasing_mode != "const" && t.random_erasing_mode != "rand" && t.random_erasing_mode != "pixel")
+    throw UserError(fmt::format("{}: random_erasing_mode = '{}' (expected const, rand or pixel: timm's modes)",
+                                cfg.where("random_erasing_mode"), t.random_erasing_mode));
   t.mean = cfg.get_float_list("mean");
   t.std = cfg.get_float_list("std");
   t.tokenizer_size = cfg.get_int("tokenizer_size");
