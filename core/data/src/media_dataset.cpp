@@ -32,8 +32,12 @@ std::vector<KeySpec> media_keys(const MediaDefaults& d) {
       key("flip_label_map", std::vector<std::string>{}, "labels after a flip: [\"from:to\", ...] (class names or indices)"),
       key("color_jitter", d.color_jitter, "[brightness, contrast, saturation, hue]; [] = off"),
       key("jitter_per_frame", false, "draw colour jitter per frame instead of per clip"),
-      key("rand_augment", std::vector<int64_t>{}, "RandAugment [n, m]; [] = off"),
-      key("random_erasing", 0.0, "random erasing probability"),
+      key("rand_augment", std::vector<int64_t>{},
+          "imgaug 0.4 RandAugment [n, m] (m of 30; BEVT SSv2: [4, 7]), one draw per clip; [] = off"),
+      key("rand_augment_flip", true,
+          "RandAugment's own horizontal flip (p 0.5; the official SSv2 run has it): false for direction-safe training"),
+      key("random_erasing", 0.0, "random erasing probability (timm RandomErasing after normalisation)"),
+      key("random_erasing_mode", "const", "random erasing fill: const (zeros, timm's default) | rand | pixel"),
       key("mean", std::vector<double>{123.675, 116.28, 103.53}, "normalisation mean (0..255 scale)"),
       key("std", std::vector<double>{58.395, 57.12, 57.375}, "normalisation std (0..255 scale)"),
       key("tokenizer_size", d.tokenizer_size, "side of the tokenizer view (Lanczos copy of the crop, [0,1]); 0 = none"),
@@ -77,8 +81,17 @@ TransformSpec transform_spec_from(const Config& cfg) {
   if (ra.size() == 2) {
     t.rand_augment_n = ra[0];
     t.rand_augment_m = ra[1];
+    if (ra[0] < 0 || ra[1] < 0 || ra[1] > 30)
+      throw UserError(fmt::format("{}: rand_augment = [{}, {}]: n >= 0 and m in 0..30 (imgaug's magnitude scale; "
+                                  "BEVT's SSv2 uses [4, 7])",
+                                  cfg.where("rand_augment"), ra[0], ra[1]));
   }
+  t.rand_augment_flip = cfg.get_bool("rand_augment_flip");
   t.random_erasing = cfg.get_float("random_erasing");
+  t.random_erasing_mode = cfg.get_string("random_erasing_mode");
+  if (t.random_erasing_mode != "const" && t.random_erasing_mode != "rand" && t.random_erasing_mode != "pixel")
+    throw UserError(fmt::format("{}: random_erasing_mode = '{}' (expected const, rand or pixel: timm's modes)",
+                                cfg.where("random_erasing_mode"), t.random_erasing_mode));
   t.mean = cfg.get_float_list("mean");
   t.std = cfg.get_float_list("std");
   t.tokenizer_size = cfg.get_int("tokenizer_size");

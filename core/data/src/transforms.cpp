@@ -8,6 +8,7 @@
 
 #include <opencv2/imgproc.hpp>
 
+#include "bevt/data/randaugment.h"
 #include "cv_interpolation.h"
 
 namespace bevt {
@@ -82,123 +83,6 @@ void apply_jitter(cv::Mat m, const Jitter& j) {
   }
 }
 
-// RandAugment (timm's op set and magnitude scaling, magnitude m of 10); one draw for the whole clip.
-struct AugOp {
-  int op = 0;
-  double level = 0;  // signed, in [-1, 1] × op range
-};
-constexpr int kAugOps = 14;
-
-std::vector<AugOp> draw_randaugment(int64_t n, int64_t m, Rng& rng) {
-  std::vector<AugOp> ops;
-  for (int64_t i = 0; i < n; ++i) {
-    AugOp o;
-    o.op = static_cast<int>(rng.randint(0, kAugOps - 1));
-    o.level = std::min(1.0, static_cast<double>(m) / 10.0) * (rng.bernoulli(0.5) ? -1 : 1);
-    ops.push_back(o);
-  }
-  return ops;
-}
-
-void warp(cv::Mat m, const cv::Mat& M) {
-  cv::Mat out;
-  cv::warpAffine(m, out, M, m.size(), cv::INTER_LINEAR, cv::BORDER_CONSTANT, cv::Scalar(128, 128, 128));
-  out.copyTo(m);
-}
-
-void blend(cv::Mat m, const cv::Mat& degenerate, double factor) {
-  cv::Mat out;
-  cv::addWeighted(m, factor, degenerate, 1 - factor, 0, out);
-  out.copyTo(m);
-}
-
-void apply_augment(cv::Mat m, const AugOp& o) {
-  const double a = std::abs(o.level);
-  switch (o.op) {
-    case 0:  // identity
-      break;
-    case 1: {  // autocontrast per channel
-      std::vector<cv::Mat> ch;
-      cv::split(m, ch);
-      for (auto& c : ch) {
-        double lo, hi;
-        cv::minMaxLoc(c, &lo, &hi);
-        if (hi > lo) c.convertTo(c, CV_8U, 255.0 / (hi - lo), -lo * 255.0 / (hi - lo));
-      }
-      cv::merge(ch, m);
-      break;
-    }
-    case 2: {  // equalize per channel
-      std::vector<cv::Mat> ch;
-      cv::split(m, ch);
-      for (auto& c : ch) cv::equalizeHist(c, c);
-      cv::merge(ch, m);
-      break;
-    }
-    case 3: {  // rotate up to 30 degrees
-      cv::Mat M = cv::getRotationMatrix2D(cv::Point2f(m.cols / 2.0f, m.rows / 2.0f), 30.0 * o.level, 1.0);
-      warp(m, M);
-      break;
-    }
-    case 4: {  // solarize: invert above a threshold 256 → 0
-      int thr = static_cast<int>(256 - 256 * a);
-      m.forEach<cv::Vec3b>([thr](cv::Vec3b& p, const int*) {
-        for (int c = 0; c < 3; ++c)
-          if (p[c] >= thr) p[c] = static_cast<uint8_t>(255 - p[c]);
-      });
-      break;
-    }
-    case 5: {  // colour (saturation) 0.1 .. 1.9
-      cv::Mat g, g3;
-      cv::cvtColor(m, g, cv::COLOR_RGB2GRAY);
-      cv::cvtColor(g, g3, cv::COLOR_GRAY2RGB);
-      blend(m, g3, 1 + 0.9 * o.level);
-      break;
-    }
-    case 6: {  // posterize to 4..8 bits
-      int bits = 8 - static_cast<int>(std::lround(4 * a));
-      uint8_t mask = static_cast<uint8_t>(0xFF << (8 - bits));
-      m.forEach<cv::Vec3b>([mask](cv::Vec3b& p, const int*) {
-        for (int c = 0; c < 3; ++c) p[c] &= mask;
-      });
-      break;
-    }
-    case 7: {  // contrast
-      cv::Mat g;
-      cv::cvtColor(m, g, cv::COLOR_RGB2GRAY);
-      cv::Mat mean(m.size(), m.type(), cv::Scalar::all(cv::mean(g)[0]));
-      blend(m, mean, 1 + 0.9 * o.level);
-      break;
-    }
-    case 8: {  // brightness
-      cv::Mat black = cv::Mat::zeros(m.size(), m.type());
-      blend(m, black, 1 + 0.9 * o.level);
-      break;
-    }
-    case 9: {  // sharpness
-      cv::Mat smooth;
-      cv::Mat k = (cv::Mat_<float>(3, 3) << 1, 1, 1, 1, 5, 1, 1, 1, 1) / 13.0f;
-      cv::filter2D(m, smooth, -1, k);
-      blend(m, smooth, 1 + 0.9 * o.level);
-      break;
-    }
-    case 10:  // shear x
-      warp(m, (cv::Mat_<double>(2, 3) << 1, 0.3 * o.level, 0, 0, 1, 0));
-      break;
-    case 11:  // shear y
-      warp(m, (cv::Mat_<double>(2, 3) << 1, 0, 0, 0.3 * o.level, 1, 0));
-      break;
-    case 12:  // translate x up to 45% of the width
-      warp(m, (cv::Mat_<double>(2, 3) << 1, 0, 0.45 * o.level * m.cols, 0, 1, 0));
-      break;
-    case 13:  // translate y
-      warp(m, (cv::Mat_<double>(2, 3) << 1, 0, 0, 0, 1, 0.45 * o.level * m.rows));
-      break;
-    default:
-      break;
-  }
-}
-
 // One pass: uint8 THWC → normalised float CTHW.
 torch::Tensor to_input(const Clip& c, const std::vector<double>& mean, const std::vector<double>& std) {
   auto out = torch::empty({3, c.frames, c.height, c.width}, torch::kFloat32);
@@ -250,7 +134,10 @@ ClipTransform::ClipTransform(TransformSpec spec) : spec_(std::move(spec)) {
   if (s.flip < 0 || s.flip > 1 || s.random_erasing < 0 || s.random_erasing > 1)
     throw std::invalid_argument("flip and random_erasing are probabilities in [0, 1]");
   if (s.rand_augment_n < 0 || s.rand_augment_m < 0 || s.rand_augment_m > 30)
-    throw std::invalid_argument("rand_augment is [n, m] with n >= 0 and 0 <= m <= 30");
+    throw std::invalid_argument("rand_augment is [n, m] with n >= 0 and 0 <= m <= 30 (imgaug's magnitude scale)");
+  if (s.random_erasing_mode != "const" && s.random_erasing_mode != "rand" && s.random_erasing_mode != "pixel")
+    throw std::invalid_argument("random_erasing_mode '" + s.random_erasing_mode +
+                                "' (expected const, rand or pixel: timm's modes)");
   if (s.test_mode && s.crop != "none" && s.crop != "center" && s.crop != "three")
     spec_.crop = "center";  // test views are deterministic
 }
@@ -322,13 +209,15 @@ TransformedViews ClipTransform::apply(const Clip& clip, int64_t label, Rng& rng,
     int64_t n = s.jitter_per_frame ? clip.frames : 1;
     for (int64_t i = 0; i < n; ++i) jit.push_back(draw_jitter(s.color_jitter, rng));
   }
-  std::vector<AugOp> aug;
-  if (train && s.rand_augment_n > 0) aug = draw_randaugment(s.rand_augment_n, s.rand_augment_m, rng);
+  RandAugmentDraw aug;
+  const bool augment = train && s.rand_augment_n > 0;
+  if (augment) aug = draw_rand_augment(s.rand_augment_n, s.rand_augment_m, s.rand_augment_flip, rng);
   bool erase = train && s.random_erasing > 0 && rng.bernoulli(s.random_erasing);
 
   TransformedViews out;
   out.label = label;
-  if (flipped) {
+  // RandAugment's own flip mirrors the clip too; the label map follows the clip's final orientation.
+  if (flipped != (augment && aug.flip)) {
     auto it = s.flip_label_map.find(label);
     if (it != s.flip_label_map.end()) out.label = it->second;
   }
@@ -340,39 +229,55 @@ TransformedViews ClipTransform::apply(const Clip& clip, int64_t label, Rng& rng,
       if (flipped) flip_clip(v);
       for (int64_t t = 0; t < v.frames && !jit.empty(); ++t)
         apply_jitter(frame_mat(v, t), jit[s.jitter_per_frame ? static_cast<size_t>(c * per + t) : 0]);
-      for (const auto& o : aug)
-        for (int64_t t = 0; t < v.frames; ++t) apply_augment(frame_mat(v, t), o);
+      if (augment) apply_rand_augment(v, aug);
       if (s.tokenizer_size > 0)
         out.tokenizer_views.push_back(to_unit(resize_clip(v, s.tokenizer_size, s.tokenizer_size, "lanczos")));
       out.inputs.push_back(to_input(v, s.mean, s.std));
     }
   }
   if (erase) {
-    // timm RandomErasing (max_count 1, pixel mode): one region for all frames and views, N(0, 1) fill.
-    auto& in0 = out.inputs[0];
-    const int64_t h = in0.size(2), w = in0.size(3);
-    const double area = static_cast<double>(h * w);
-    for (int attempt = 0; attempt < 10; ++attempt) {
-      double target = area * rng.uniform(0.02, 1.0 / 3.0);
-      double ratio = std::exp(rng.uniform(std::log(0.3), std::log(1 / 0.3)));
-      auto eh = static_cast<int64_t>(std::lround(std::sqrt(target * ratio)));
-      auto ew = static_cast<int64_t>(std::lround(std::sqrt(target / ratio)));
-      if (ew < w && eh < h && ew > 0 && eh > 0) {
-        int64_t y = rng.randint(0, h - eh), x = rng.randint(0, w - ew);
-        std::normal_distribution<float> nd(0.0f, 1.0f);
-        for (auto& in : out.inputs) {
-          auto fill = torch::empty({3, in.size(1), eh, ew});
-          auto* p = fill.data_ptr<float>();
-          for (int64_t i = 0; i < fill.numel(); ++i) p[i] = nd(rng.engine());
-          in.index_put_({torch::indexing::Slice(), torch::indexing::Slice(), torch::indexing::Slice(y, y + eh),
-                         torch::indexing::Slice(x, x + ew)},
-                        fill);
-        }
-        break;
-      }
-    }
+    const auto region = draw_erasing_region(out.inputs[0].size(2), out.inputs[0].size(3), rng);
+    if (region.h > 0) erase_region(out.inputs, region, s.random_erasing_mode, rng);
   }
   return out;
+}
+
+ClipTransform::CropBox draw_erasing_region(int64_t h, int64_t w, Rng& rng) {
+  // timm RandomErasing._erase (min_area 0.02, max_area 1/3, min_aspect 0.3, count 1): ten tries; Python's
+  // round() is half to even, as nearbyint; the region must be strictly smaller than the frame.
+  const double area = static_cast<double>(h * w);
+  for (int attempt = 0; attempt < 10; ++attempt) {
+    const double target = rng.uniform(0.02, 1.0 / 3.0) * area;
+    const double ratio = std::exp(rng.uniform(std::log(0.3), std::log(1 / 0.3)));
+    const auto eh = static_cast<int64_t>(std::nearbyint(std::sqrt(target * ratio)));
+    const auto ew = static_cast<int64_t>(std::nearbyint(std::sqrt(target / ratio)));
+    if (ew < w && eh < h) {
+      const int64_t top = rng.randint(0, h - eh), left = rng.randint(0, w - ew);
+      return ClipTransform::CropBox{left, top, ew, eh};
+    }
+  }
+  return ClipTransform::CropBox{};
+}
+
+void erase_region(std::vector<torch::Tensor>& inputs, const ClipTransform::CropBox& r, const std::string& mode,
+                  Rng& rng) {
+  using torch::indexing::Slice;
+  // mmaction's RandomErasing restores the random states before each frame, so "rand" and "pixel" draw the
+  // same values for every frame: one [3, h, w] (or [3, 1, 1]) fill broadcast over time.
+  torch::Tensor fill;
+  if (mode == "pixel" || mode == "rand") {
+    std::normal_distribution<float> nd(0.0f, 1.0f);
+    fill = mode == "pixel" ? torch::empty({3, 1, r.h, r.w}) : torch::empty({3, 1, 1, 1});
+    auto* p = fill.data_ptr<float>();
+    for (int64_t i = 0; i < fill.numel(); ++i) p[i] = nd(rng.engine());
+  }
+  for (auto& in : inputs) {
+    auto box = in.index({Slice(), Slice(), Slice(r.y, r.y + r.h), Slice(r.x, r.x + r.w)});
+    if (fill.defined())
+      box.copy_(fill.expand_as(box));
+    else
+      box.zero_();  // "const": zeros after Normalize, i.e. the mean colour
+  }
 }
 
 Clip denormalize(const torch::Tensor& input, const std::vector<double>& mean, const std::vector<double>& std) {

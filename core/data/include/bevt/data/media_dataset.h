@@ -6,7 +6,8 @@
 //   sampler (dense | uniform), clip_len, frame_interval, num_clips, test_mode,
 //   scale_range, crop (none | random | random_resized | center | three), crop_size, crop_area, crop_ratio,
 //   flip, flip_label_map (["from:to", ...] class names or indices), color_jitter, jitter_per_frame,
-//   rand_augment ([n, m] or []), random_erasing, mean, std, tokenizer_size, decode_threads, limit,
+//   rand_augment ([n, m] or []), rand_augment_flip, random_erasing, random_erasing_mode, mean, std,
+//   tokenizer_size, decode_threads, limit,
 //   on_truncated (skip | use | error), exclude (a bad_files.json/.txt of bevt-data), decode_timeout_s.
 //
 // Bad items are named, never only counted (issue 20): finish() names every listed file that is missing, every label
