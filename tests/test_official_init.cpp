@@ -62,7 +62,9 @@ void expect_uniform(const std::string& name, const torch::Tensor& t, double b) {
   // The std of a uniform's sample std: s·√(0.4/n) (kurtosis 1.8).
   EXPECT_NEAR(m.std / s, 1.0, 5 * std::sqrt(0.4 / n));
   EXPECT_LE(m.max_abs, b * (1 + 1e-6));
-  if (m.n >= 1000) EXPECT_GE(m.max_abs, 0.99 * b);
+  if (m.n >= 1000) {
+    EXPECT_GE(m.max_abs, 0.99 * b);
+  }
 }
 
 void expect_constant(const std::string& name, const torch::Tensor& t, double v) {
