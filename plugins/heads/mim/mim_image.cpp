@@ -15,6 +15,7 @@ MimImageHead::MimImageHead(const Config& cfg, const BuildContext& ctx) : MimHead
   fpn = register_module("fpn", torch::nn::Sequential(torch::nn::ConvTranspose2d(
                                    torch::nn::ConvTranspose2dOptions(c4, c4, 2).stride(2))));
   lm_down = register_module("lm_down", torch::nn::Linear(c3 + c4, c4));
+  init_linear(lm_down);
 }
 
 torch::Tensor MimImageHead::forward(const Features& f, Backbone& backbone) {

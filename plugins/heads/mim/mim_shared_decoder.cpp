@@ -63,11 +63,7 @@ MimHeadBase::MimHeadBase(const Config& cfg, const BuildContext& ctx, const char*
   if (vocab > 0) {
     auto ch = std::make_shared<torch::nn::Module>();
     lm_head = ch->register_module("lm_head", torch::nn::Linear(in_channels, vocab));
-    {
-      torch::NoGradGuard ng;
-      lm_head->weight.normal_(0, 0.02).clamp_(-2, 2);
-      lm_head->bias.zero_();
-    }
+    init_linear(lm_head);
     register_module("cls_head", ch);
   }
 }
@@ -104,6 +100,13 @@ LoadReport MimHeadBase::load_weights(const TensorMap& tensors, const LoadOptions
   LoadOptions lo = opts;
   lo.strip_prefixes = {};
   return load_state_dict(*this, mine, lo);
+}
+
+void init_linear(const torch::nn::Linear& l, double std) {
+  torch::NoGradGuard ng;
+  // timm truncates at ±2 absolute, 100 std away: clamping is the same distribution.
+  l->weight.normal_(0, std).clamp_(-2, 2);
+  if (l->bias.defined()) l->bias.zero_();
 }
 
 torch::Tensor channels_last(const torch::Tensor& x) {

@@ -45,6 +45,12 @@ class MimHeadBase : public Head {
   torch::nn::Linear lm_head{nullptr};
 };
 
+// The official initialisation of a decoder Linear: SwinTransformerBEVT.init_weights' _init_weights (lm_down,
+// lm_down_st.0) and BEVTMultiSourceHead.init_weights' mmcv trunc_normal_init (lm_head) both give the weight
+// timm's trunc_normal_(std 0.02, bounds ±2 absolute) and the bias 0. The transposed convolutions (fpn, fpn_s,
+// fpn_t) keep PyTorch's default (kaiming-uniform): the official init_weights only visits Linear and LayerNorm.
+void init_linear(const torch::nn::Linear& l, double std = 0.02);
+
 // [B,C,...] view -> channels-last.
 torch::Tensor channels_last(const torch::Tensor& x);
 

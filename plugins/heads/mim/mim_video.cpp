@@ -25,7 +25,9 @@ MimVideoHead::MimVideoHead(const Config& cfg, const BuildContext& ctx) : MimHead
   using torch::nn::ConvTranspose3dOptions;
   fpn_s = register_module("fpn_s", torch::nn::Sequential(ConvTranspose3d(
                                        ConvTranspose3dOptions(c4, c4, {1, 2, 2}).stride({1, 2, 2}))));
-  lm_down_st = register_module("lm_down_st", torch::nn::Sequential(torch::nn::Linear(c3 + c4, c4)));
+  torch::nn::Linear down(c3 + c4, c4);
+  init_linear(down);
+  lm_down_st = register_module("lm_down_st", torch::nn::Sequential(down));
   fpn_t = register_module("fpn_t", torch::nn::Sequential(ConvTranspose3d(
                                        ConvTranspose3dOptions(c4, c4, {2, 1, 1}).stride({2, 1, 1}))));
 }

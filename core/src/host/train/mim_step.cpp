@@ -6,9 +6,11 @@ namespace bevt::host::train {
 
 std::map<std::string, torch::Tensor> mim_stream_terms(const std::string& stream, Backbone& backbone, Head& head,
                                                       Tokenizer& tokenizer, const torch::Tensor& input,
-                                                      const torch::Tensor& view, const MaskForGrid& mask_for) {
+                                                      const torch::Tensor& view, const MaskForGrid& mask_for,
+                                                      torch::Tensor* targets) {
   if (stream == "image") {
     torch::Tensor tokens = tokenizer.tokenize(view);  // [B, h, w]
+    if (targets) *targets = tokens.flatten(1);
     torch::Tensor mask = mask_for({1, tokens.size(1), tokens.size(2)}).squeeze(1);
     Features f = backbone.forward_image(input, mask);
     return masked_token_terms(head.forward(f, backbone), tokens, mask, "image");
@@ -16,6 +18,7 @@ std::map<std::string, torch::Tensor> mim_stream_terms(const std::string& stream,
   const int64_t B = view.size(0), T = view.size(1);
   torch::Tensor tokens = tokenizer.tokenize(view.flatten(0, 1));
   tokens = tokens.reshape({B, T, tokens.size(1), tokens.size(2)});  // every frame is a target
+  if (targets) *targets = tokens.flatten(1);
   auto grid = backbone.spec().token_grid(input.size(2), input.size(3), input.size(4));
   torch::Tensor mask = mask_for({grid[0], tokens.size(2), tokens.size(3)});
   Features f = backbone.forward_video(input, mask);

@@ -19,10 +19,12 @@ namespace bevt::host::train {
 using MaskForGrid = std::function<torch::Tensor(const std::array<int64_t, 3>& grid)>;
 
 // stream: "image" (input [B,3,H,W], view [B,3,h,w]) or "video" (input [B,3,T,H,W], view [B,T,3,h,w], a target
-// per frame). Returns loss_<stream>, acc_<stream> and copy_<stream>.
+// per frame). Returns loss_<stream>, acc_<stream> and copy_<stream>; with `targets`, also stores there the
+// tokenizer's targets [B, L] (int64; video: L = T·h·w in (t, h, w) order), which are not a logged term.
 std::map<std::string, torch::Tensor> mim_stream_terms(const std::string& stream, Backbone& backbone, Head& head,
                                                       Tokenizer& tokenizer, const torch::Tensor& input,
-                                                      const torch::Tensor& view, const MaskForGrid& mask_for);
+                                                      const torch::Tensor& view, const MaskForGrid& mask_for,
+                                                      torch::Tensor* targets = nullptr);
 
 // Host tensor → device: pinned and non-blocking on CUDA (the copy overlaps the host's next work).
 torch::Tensor to_device(const torch::Tensor& t, const torch::Device& device);

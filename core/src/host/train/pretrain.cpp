@@ -10,7 +10,7 @@
 #include "bevt/strings.h"
 #include "bevt/tokenizer.h"
 #include "loop.h"
-#include "mim_step.h"
+#include "pretrain_step.h"
 #include "init_weights.h"
 #include "runners.h"
 #include "sample_seed.h"
@@ -93,27 +93,38 @@ int run_pretrain(const RunContext& ctx) {
   loop.steps_per_epoch = steps_per_epoch;
   for (auto& s : streams) loop.streams.push_back(s.data.get());
   loop.step = [&](int64_t) {
-    std::map<std::string, torch::Tensor> out;
-    torch::Tensor total = torch::zeros({}, torch::TensorOptions().device(device));
+    // Every stream's batch first, then one pretrain_iteration over all of them (the function bevt-forward
+    // checks against the official step).
     double data_time = 0;
+    std::vector<Batch> batches;
+    std::vector<int64_t> epochs;
     for (auto& s : streams) {
-      int64_t epoch = s.data->epoch;
-      Batch b = s.data->next();
+      epochs.push_back(s.data->epoch);
+      batches.push_back(s.data->next());
+      const Batch& b = batches.back();
       data_time += b.data_wait_s;
       if (!b.tokenizer_view.defined())
         throw UserError(fmt::format("[data.{}] gives no tokenizer view: set its tokenizer_size", s.name));
       // The tokenizer's [0, 1] range is checked here, on the host, so the step itself never reads the device.
       check_unit_range(b.tokenizer_view, fmt::format("[data.{}]: the tokenizer view", s.name));
-      torch::Tensor x = to_device(b.input, device);
-      torch::Tensor view = to_device(b.tokenizer_view, device);
-      auto mask_for = [&](const std::array<int64_t, 3>& grid) {
+    }
+    std::vector<StreamBatch> inputs;
+    for (size_t i = 0; i < streams.size(); ++i) {
+      const Stream& s = streams[i];
+      const Batch& b = batches[i];
+      const int64_t epoch = epochs[i];
+      StreamBatch in;
+      in.name = s.name;
+      in.weight = s.weight;
+      in.head = s.head.get();
+      in.input = to_device(b.input, device);
+      in.view = to_device(b.tokenizer_view, device);
+      in.mask_for = [&s, &b, epoch, &ctx, device](const std::array<int64_t, 3>& grid) {
         return to_device(sample_masks(s, b, epoch, ctx.run.seed, grid), device);
       };
-      auto terms = mim_stream_terms(s.name, *model.backbone, *s.head, *tokenizer, x, view, mask_for);
-      total = total + s.weight * terms.at("loss_" + s.name);
-      out.insert(terms.begin(), terms.end());
+      inputs.push_back(std::move(in));
     }
-    out["loss"] = total;
+    auto out = pretrain_iteration(*model.backbone, *tokenizer, inputs);
     out["data_time"] = torch::tensor(data_time);
     return out;
   };
