@@ -53,10 +53,16 @@ def main():
     row("DALL-E encoder 10x3x112^2", f"{dal['gflops']:.0f} GFLOP/s", f"{odal['gflops']:.0f} GFLOP/s",
         f"{frac:.0%} of sgemm ({dal['sgemm_gflops']:.0f} GFLOP/s; official sgemm {osg['gflops']:.0f})",
         ">= 75% of sgemm", frac >= 0.75)
-    mem = ck["activation_mb"] / tr["activation_mb"]
+    # The goal's memory is the tensor-level peak of a step (tensors alive above parameters, gradients and AdamW
+    # state: the activations), which bench_video_swin counts through torch's allocator; the RSS delta beside it
+    # also holds the malloc arena and oneDNN's buffers, which checkpointing does not touch.
+    mem = ck["tensor_peak_mb"] / tr["tensor_peak_mb"]
+    rss = ck["activation_mb"] / tr["activation_mb"]
     t = ck["median_s"] / tr["median_s"]
-    row("Grad checkpointing (Swin-T step)", f"{ck['activation_mb']:.0f} MiB, {ck['median_s']:.3f} s",
-        f"{tr['activation_mb']:.0f} MiB without", f"{mem:.2f}x memory at {t:.2f}x time", "<= 0.5x at <= 1.35x",
+    row("Grad checkpointing (Swin-T step)",
+        f"{ck['tensor_peak_mb']:.0f} MiB (RSS +{ck['activation_mb']:.0f}), {ck['median_s']:.3f} s",
+        f"{tr['tensor_peak_mb']:.0f} MiB (RSS +{tr['activation_mb']:.0f}) without",
+        f"{mem:.2f}x tensor memory (RSS {rss:.2f}x) at {t:.2f}x time", "<= 0.5x at <= 1.35x",
         mem <= 0.5 and t <= 1.35)
 
     head = ("case", "bevt", "official", "figure", "goal", "met")
