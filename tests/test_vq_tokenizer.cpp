@@ -448,6 +448,17 @@ TEST(vq_tokenizer, PecoAdversarialTermIsWired) {
   ln.total.backward();
   // The generator's gradient differs with the term on, and is identical with it off.
   EXPECT_GT(grad_diff(*gan, *none), 0.0);
+  // VQGAN's adaptive weight by hand, at the decoder's last layer W: with perceptual off, nll = recon and the
+  // commitment term does not reach W, so dL_none/dW = dnll/dW and dL_gan/dW - dL_none/dW = lambda * dg/dW. With
+  // a = |dnll/dW| and b = |lambda * dg/dW|, lambda = 0.8 * a / (|dg/dW| + 1e-4) becomes b + 1e-4 * lambda = 0.8 a.
+  {
+    const torch::Tensor gw = gan->named_parameters()["decoder.conv_out.weight"].grad();
+    const torch::Tensor nw = none->named_parameters()["decoder.conv_out.weight"].grad();
+    const double a = nw.norm().item<double>();
+    const double b = (gw - nw).norm().item<double>();
+    ASSERT_GT(a, 0.0);
+    EXPECT_NEAR(b + 1e-4 * lambda, 0.8 * a, 1e-4 * 0.8 * a) << "lambda " << lambda << ", a " << a << ", b " << b;
+  }
   EXPECT_EQ(grad_diff(*late, *none), 0.0);
   // The tokenizer's loss gives the discriminator no gradient; the adversary loss gives it one (and the
   // tokenizer none: it is computed on detached images).
