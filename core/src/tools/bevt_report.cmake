@@ -4,6 +4,6 @@ if(NOT BEVT_WITH_MEDIA)
   return()
 endif()
 bevt_add_tool(bevt-report src/tools/bevt_report.cpp src/tools/bevt_report_load.cpp src/tools/bevt_report_tables.cpp
-  src/tools/bevt_report_plot.cpp)
+  src/tools/bevt_report_stats.cpp src/tools/bevt_report_plot.cpp)
 target_link_libraries(bevt-report PRIVATE ${OpenCV_LIBS})
 target_include_directories(bevt-report SYSTEM PRIVATE ${OpenCV_INCLUDE_DIRS})

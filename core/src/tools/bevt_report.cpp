@@ -191,6 +191,9 @@ int main(int argc, char** argv) {
     if (auto c = finetune_chart(finetunes, true)) image(md, out, "finetune_acc.png", render_png(*c), "fine-tune accuracy");
     if (auto c = finetune_chart(finetunes, false)) image(md, out, "finetune_loss.png", render_png(*c), "fine-tune loss");
 
+    Table sig = significance_table(in.runs);
+    if (!sig.rows.empty()) section(md, sig, out, "significance.csv");
+
     Table pt = probe_table(in.runs);
     section(md, pt, out, "probe.csv");
     auto probes = runs_where(in, [](const Run& r) { return r.mode == "probe"; });
@@ -230,7 +233,7 @@ int main(int argc, char** argv) {
       f.write(bytes.data(), bytes.size());
       f.commit();
     }
-    for (const Table* t : {&ft, &pt, &pre})
+    for (const Table* t : {&ft, &sig, &pt, &pre})
       if (!t->rows.empty()) std::cout << t->title << "\n\n" << t->markdown() << "\n";
     std::cout << "wrote " << out.files.size() << " files to " << out_dir << "/ (report.md, CSV tables, PNG plots)\n";
     return 0;

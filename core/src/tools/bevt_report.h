@@ -58,6 +58,9 @@ struct Table {
 Table finetune_table(const std::vector<Run>& runs, const Reference* ref);
 // Temporal-dependency probes (%): strategy, dataset, class family; full, single frame, shuffled.
 Table probe_table(const std::vector<Run>& runs);
+// Pairwise differences between rows whose cells hold several runs (seeds): mean ± std of each, the difference,
+// and "not significant (< 2 std)" where it is smaller than twice the larger std (bevt_report_stats.h).
+Table significance_table(const std::vector<Run>& runs);
 // Pre-training: the last logged loss and masked-token accuracy of each stream.
 Table pretrain_table(const std::vector<Run>& runs);
 

@@ -7,6 +7,7 @@
 
 #include "bevt/csv.h"
 #include "bevt_report.h"
+#include "bevt_report_stats.h"
 
 namespace bevt::report {
 
@@ -63,23 +64,43 @@ std::string Table::csv() const {
   return out;
 }
 
-Table finetune_table(const std::vector<Run>& runs, const Reference* ref) {
-  // A test or probe run of a (row, column) is what the paper reports (multi-view testing); the fine-tune run's
-  // final validation stands in where there is none.
+namespace {
+
+// The top-1 values of each (row, column): test or probe runs where the cell has any (what the paper reports,
+// multi-view testing), else the fine-tune runs' last validation. Several runs in one cell (seeds) are kept.
+struct Cells {
   std::vector<std::string> rows, cols;
-  std::map<std::pair<std::string, std::string>, std::pair<int, double>> cell;  // → (priority, top-1)
-  for (const auto& r : runs) {
-    int prio = r.is_finetune() ? 1 : (r.mode == "test" || r.mode == "probe") ? 2 : 0;
-    auto top1 = number_at(r.results, {"top1"});
-    if (!prio || !top1) continue;
-    add_unique(rows, r.row);
-    add_unique(cols, r.column);
-    auto& c = cell[{r.row, r.column}];
-    if (prio > c.first) c = {prio, *top1};
+  std::map<std::pair<std::string, std::string>, std::vector<double>> tested, validated;
+  std::vector<double> values(const std::string& r, const std::string& c) const {
+    auto t = tested.find({r, c});
+    if (t != tested.end()) return t->second;
+    auto v = validated.find({r, c});
+    return v == validated.end() ? std::vector<double>{} : v->second;
   }
+};
+
+Cells finetune_cells(const std::vector<Run>& runs) {
+  Cells c;
+  for (const auto& r : runs) {
+    bool tested = r.mode == "test" || r.mode == "probe";
+    auto top1 = number_at(r.results, {"top1"});
+    if ((!tested && !r.is_finetune()) || !top1) continue;
+    add_unique(c.rows, r.row);
+    add_unique(c.cols, r.column);
+    (tested ? c.tested : c.validated)[{r.row, r.column}].push_back(*top1);
+  }
+  return c;
+}
+
+}  // namespace
+
+Table finetune_table(const std::vector<Run>& runs, const Reference* ref) {
+  Cells cells = finetune_cells(runs);
+  std::vector<std::string> rows = cells.rows, cols = cells.cols;
   Table t;
   t.title = "Fine-tuning: top-1 accuracy (%)";
-  t.note = "Cells: top-1 of the test (or probe) run of that model, else the fine-tune run's last validation.";
+  t.note = "Cells: top-1 of the test (or probe) run of that model, else the fine-tune run's last validation; "
+           "where a row has several runs (seeds), their mean ± sample std.";
   std::vector<std::pair<std::string, bool>> header_cols;  // (column, is paper)
   for (const auto& c : cols) {
     header_cols.push_back({c, false});
@@ -93,42 +114,106 @@ Table finetune_table(const std::vector<Run>& runs, const Reference* ref) {
     t.note += " \"(paper)\": the published numbers from the reference table.";
   }
   t.header.push_back("pre-training");
+  bool any_n = false;
+  for (const auto& r : cells.rows)
+    for (const auto& c : cols) any_n = any_n || cells.values(r, c).size() > 1;
   for (const auto& [c, paper] : header_cols) t.header.push_back(paper ? c + " (paper)" : c);
+  if (any_n) t.header.push_back("runs");
   for (const auto& r : rows) {
     std::vector<std::string> line{r};
+    size_t n = 0;
     for (const auto& [c, paper] : header_cols) {
       if (paper) {
         auto it = ref->value.find({r, c});
         line.push_back(it == ref->value.end() ? "" : fmt::format("{:.1f}", it->second));
       } else {
-        auto it = cell.find({r, c});
-        line.push_back(it == cell.end() ? "" : pct(it->second.second));
+        Stat s = summarize(cells.values(r, c));
+        n = std::max(n, s.n);
+        line.push_back(format_stat(s));
       }
     }
+    if (any_n) line.push_back(n ? std::to_string(n) : "");
     t.rows.push_back(line);
   }
   return t;
 }
 
-Table probe_table(const std::vector<Run>& runs) {
-  Table t;
-  t.title = "Temporal dependency: top-1 (%) with full clips, one frame repeated, and frames shuffled";
-  t.note = "single frame: the middle frame repeated over the clip; shuffled: frames in a random order (seeded).";
-  t.header = {"pre-training", "dataset", "classes", "full", "single frame", "shuffled"};
+namespace {
+
+// Probe values of one (row, column, class family): per variant (full, single frame, shuffled), the values of
+// every probe run in that cell.
+struct ProbeCell {
+  std::string row, column, family;
+  std::vector<double> v[3];
+};
+const char* const kVariants[3] = {"full", "single_frame", "shuffled"};
+
+std::vector<ProbeCell> probe_cells(const std::vector<Run>& runs) {
+  std::vector<ProbeCell> cells;
   for (const auto& r : runs) {
     if (r.mode != "probe" || !r.results.contains("full")) continue;
     std::vector<std::string> fams{"all"};
     if (r.results["full"].contains("per_family") && r.results["full"]["per_family"].is_object())
       for (const auto& [k, v] : r.results["full"]["per_family"].items()) fams.push_back(k);
     for (const auto& f : fams) {
-      std::vector<std::string> line{r.row, r.column, f};
-      for (const char* variant : {"full", "single_frame", "shuffled"}) {
-        auto v = f == "all" ? number_at(r.results, {variant, "top1"}) : number_at(r.results, {variant, "per_family", f});
-        line.push_back(v ? pct(*v) : "");
+      auto it = std::find_if(cells.begin(), cells.end(), [&](const ProbeCell& c) {
+        return c.row == r.row && c.column == r.column && c.family == f;
+      });
+      if (it == cells.end()) it = cells.insert(cells.end(), ProbeCell{r.row, r.column, f, {}});
+      for (int i = 0; i < 3; ++i) {
+        auto v = f == "all" ? number_at(r.results, {kVariants[i], "top1"})
+                            : number_at(r.results, {kVariants[i], "per_family", f});
+        if (v) it->v[i].push_back(*v);
       }
-      t.rows.push_back(line);
     }
   }
+  return cells;
+}
+
+}  // namespace
+
+Table probe_table(const std::vector<Run>& runs) {
+  Table t;
+  t.title = "Temporal dependency: top-1 (%) with full clips, one frame repeated, and frames shuffled";
+  t.note = "single frame: the middle frame repeated over the clip; shuffled: frames in a random order (seeded). "
+           "Several probe runs of one row (seeds): mean ± sample std.";
+  t.header = {"pre-training", "dataset", "classes", "full", "single frame", "shuffled"};
+  for (const auto& c : probe_cells(runs)) {
+    std::vector<std::string> line{c.row, c.column, c.family};
+    for (const auto& v : c.v) line.push_back(format_stat(summarize(v)));
+    t.rows.push_back(line);
+  }
+  return t;
+}
+
+Table significance_table(const std::vector<Run>& runs) {
+  // Each pair of rows of a column: the fine-tune cells (classes "all") and, from the probes' full clips, each
+  // class family. Only cells with two runs or more (seeds) can be judged.
+  struct Entry {
+    std::string row, column, family;
+    Stat s;
+  };
+  std::vector<Entry> entries;
+  Cells cells = finetune_cells(runs);
+  for (const auto& c : cells.cols)
+    for (const auto& r : cells.rows) {
+      Stat s = summarize(cells.values(r, c));
+      if (s.n >= 2) entries.push_back({r, c, "all", s});
+    }
+  for (const auto& p : probe_cells(runs))
+    if (p.family != "all" && p.v[0].size() >= 2) entries.push_back({p.row, p.column, p.family, summarize(p.v[0])});
+  Table t;
+  t.title = "Differences between rows (rows with several runs: seeds)";
+  t.note = "A difference is significant when it is at least 2 × the larger of the two rows' sample stds.";
+  t.header = {"dataset", "classes", "row A", "row B", "A (%)", "B (%)", "A - B", "2 std", "verdict"};
+  for (size_t i = 0; i < entries.size(); ++i)
+    for (size_t j = i + 1; j < entries.size(); ++j) {
+      const Entry &a = entries[i], &b = entries[j];
+      if (a.column != b.column || a.family != b.family) continue;
+      t.rows.push_back({a.column, a.family, a.row, b.row, format_stat(a.s), format_stat(b.s),
+                        fmt::format("{:+.1f}", 100.0 * (a.s.mean - b.s.mean)),
+                        fmt::format("{:.1f}", 200.0 * std::max(a.s.std, b.s.std)), verdict_text(compare(a.s, b.s))});
+    }
   return t;
 }
 

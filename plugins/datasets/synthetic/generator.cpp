@@ -102,6 +102,23 @@ Poly shape_poly(const std::string& shape, double S, double scale) {
   return p;
 }
 
+double poly_area(const Poly& p) {
+  double a = 0;
+  for (size_t i = 0; i < p.size(); ++i) {
+    const auto &u = p[i], &v = p[(i + 1) % p.size()];
+    a += u.x * v.y - v.x * u.y;
+  }
+  return std::fabs(a) / 2;
+}
+
+// The shape rescaled to the area of the disc of the same scale.
+Poly equal_area_poly(const std::string& shape, double S, double scale) {
+  Poly p = shape_poly(shape, S, scale);
+  const double f = std::sqrt(poly_area(shape_poly("disc", S, scale)) / poly_area(p));
+  for (auto& q : p) q *= f;
+  return p;
+}
+
 cv::Scalar random_colour(Rng& rng) {
   cv::Mat hsv(1, 1, CV_8UC3, cv::Scalar(static_cast<double>(rng.randint(0, 179)), static_cast<double>(rng.randint(150, 255)),
                                          static_cast<double>(rng.randint(190, 255))));
@@ -153,7 +170,9 @@ Clip render_synthetic(const std::string& cls, const SyntheticRender& r, Rng& rng
   cv::Scalar bg(static_cast<double>(rng.randint(15, 80)), static_cast<double>(rng.randint(15, 80)),
                 static_cast<double>(rng.randint(15, 80)));
   cv::Scalar fg = random_colour(rng);
-  double scale = rng.uniform(0.85, 1.15);
+  if (!(r.scale_min > 0 && r.scale_min <= r.scale_max))
+    throw std::invalid_argument("synthetic: 0 < scale_min <= scale_max needed");
+  double scale = rng.uniform(r.scale_min, r.scale_max);
   double theta = rng.uniform(0, 2 * M_PI);
   double x0 = rng.uniform(0, S), y0 = rng.uniform(0, S);
   Poly shape;
@@ -172,7 +191,8 @@ Clip render_synthetic(const std::string& cls, const SyntheticRender& r, Rng& rng
       pos[static_cast<size_t>(t)] = {x0 + k * r.speed * std::cos(theta), y0 + k * r.speed * std::sin(theta)};
     }
   } else {
-    shape = shape_poly(cls.substr(cls.find('/') + 1), S, scale);
+    const std::string name = cls.substr(cls.find('/') + 1);
+    shape = r.equal_area ? equal_area_poly(name, S, scale) : shape_poly(name, S, scale);
     double dir = rng.uniform(0, 2 * M_PI), speed = rng.uniform(0, 2 * r.speed);
     for (int64_t t = 0; t < r.frames; ++t)
       pos[static_cast<size_t>(t)] = {x0 + t * speed * std::cos(dir), y0 + t * speed * std::sin(dir)};
@@ -198,6 +218,11 @@ std::string synthetic_hash(const SyntheticSpec& s) {
   std::string key = fmt::format("synthetic-v1|{}|{}|{:.6f}|{:.6f}|{}|{}|{}|{}|{}|{}", s.render.frames, s.render.size,
                                 s.render.speed, s.render.noise, s.num_samples, s.seed, s.split, s.video, s.codec, s.gop);
   for (const auto& c : s.classes) key += "|" + c;
+  // Appended only when not the defaults, so that the caches (and the measured figures) of existing
+  // experiments keep their names.
+  if (s.render.scale_min != 0.85 || s.render.scale_max != 1.15)
+    key += fmt::format("|scale:{:.6f}:{:.6f}", s.render.scale_min, s.render.scale_max);
+  if (s.render.equal_area) key += "|equal_area";
   return digest_hex(key);
 }
 

@@ -33,6 +33,11 @@ struct SyntheticRender {
   int64_t size = 64;
   double speed = 2.0;  // pixels per frame of the base sequence (motion) / mean speed (appearance)
   double noise = 0.0;  // std of per-pixel Gaussian noise (0..255)
+  // Scale nuisance: each sample's shape size is drawn uniformly from [scale_min, scale_max].
+  double scale_min = 0.85, scale_max = 1.15;
+  // Every appearance shape drawn with the disc's area, so that the foreground's pixel count (and with it a
+  // frame's mean colour) carries no label: only the outline tells the class.
+  bool equal_area = false;
 };
 
 // Renders one sample of class `cls` (frames × size × size RGB) from rng. Throws std::invalid_argument.

@@ -37,6 +37,11 @@ class SyntheticDataset : public bevt::MediaDataset {
         bevt::key("video", true, "false: single images (appearance classes only) for the image stream"),
         bevt::key("speed", 2.0, "pixels per frame of the moving shape"),
         bevt::key("noise", 0.0, "std of per-pixel Gaussian noise (0..255): difficulty"),
+        bevt::key("scale_min", 0.85, "smallest shape size (a nuisance: drawn per sample from [scale_min, scale_max])"),
+        bevt::key("scale_max", 1.15, "largest shape size"),
+        bevt::key("equal_area", false,
+                  "draw every appearance shape with the same area, so that neither the foreground's size nor a "
+                  "frame's mean colour tells the class"),
         bevt::key("codec", "mpeg4", "encoder of the generated files (mpeg4, libx264, libvpx-vp9, ...)"),
         bevt::key("gop", int64_t{8}, "keyframe interval of the generated files"),
         bevt::key("cache_dir", "", "cache root (default: the run's cache folder)"),
@@ -55,6 +60,12 @@ class SyntheticDataset : public bevt::MediaDataset {
     s.render.size = cfg.get_int("size");
     s.render.speed = cfg.get_float("speed");
     s.render.noise = cfg.get_float("noise");
+    s.render.scale_min = cfg.get_float("scale_min");
+    s.render.scale_max = cfg.get_float("scale_max");
+    s.render.equal_area = cfg.get_bool("equal_area");
+    if (!(s.render.scale_min > 0 && s.render.scale_min <= s.render.scale_max))
+      throw bevt::UserError(fmt::format("{}: needs 0 < scale_min <= scale_max (got {} and {})", cfg.where("scale_min"),
+                                        s.render.scale_min, s.render.scale_max));
     s.num_samples = cfg.get_int("num_videos");
     s.seed = static_cast<uint64_t>(cfg.get_int("seed"));
     s.split = cfg.get_string("split");
