@@ -1,7 +1,7 @@
 // bench_pretrain_step: one whole BEVT pre-training iteration (case `bevt_pretrain_step`), through the code that
 // `bevt-run` pre-training runs: experiments/pretrain/bevt.toml with Swin-T (embed 96, depths 2,2,6,2, heads
 // 3,6,12,24, window 8,7,7, drop path 0.1), composed by the host, assembled with the tied lm_head
-// (assemble_model), each stream through mim_stream_terms, one backward over the summed losses, the alias
+// (assemble_model), both streams through pretrain_iteration (the runner's step), one backward over the summed losses, the alias
 // gradients folded, and the host's AdamW (clipping at 3.0 inside its step). Inputs are generated: 1 clip
 // [3,8,224,224] with a BEVT tube mask and 2 images [3,224,224] with blockwise masks (the experiment's maskers,
 // fixed seeds), their 8 + 2 tokenizer views of 112x112 in [0,1]; the DALL-E encoder has random weights (speed
@@ -27,7 +27,7 @@
 #include "bevt/tokenizer.h"
 #include "host/compose.h"
 #include "host/config/experiment.h"
-#include "host/train/mim_step.h"
+#include "host/train/pretrain_step.h"
 #include "host/train/model.h"
 #include "host/train/optim.h"
 
@@ -110,26 +110,8 @@ bevt::bench::Result run(int warmup, int reps, int threads, bool checkpointing, c
   };
   auto exp = host::Experiment::load(BEVT_SOURCE_DIR "/experiments/pretrain/bevt.toml", overrides);
   auto reg = bevt::bench::plugins();
-  // As compose() does, minus the datasets (inputs are generated, so their plugins need not be built): each
-  // table resolved to its plugin and checked against its keys, then built in compose's order and context.
-  host::Composition comp;
-  for (const auto& t : exp.components) {
-    if (t.path.rfind("data.", 0) == 0) continue;
-    host::Component c{t.path, t.cfg, t.kind, nullptr, bevt::AnyComponent{}};
-    c.plugin = &reg.find(t.plugin, c.kind, c.cfg.where("plugin"));
-    c.cfg.validate(c.plugin->info.keys);
-    comp.components.push_back(std::move(c));
-  }
-  bevt::BuildContext ctx;
-  ctx.device = "cpu";
-  ctx.seed = exp.run.seed;
-  for (const char* prefix : {"model.backbone", "tokenizer", "masker.", "model.heads."})
-    for (auto& c : comp.components)
-      if (c.path.rfind(prefix, 0) == 0) {
-        c.object = reg.build(*c.plugin, c.cfg, ctx);
-        if (auto b = bevt::component_cast<bevt::Backbone>(c.object)) ctx.backbone = b->spec();
-        if (auto t = bevt::component_cast<bevt::Tokenizer>(c.object)) ctx.vocab_size = t->vocab_size();
-      }
+  // The model alone (inputs are generated, so no dataset plugin need be built), composed as bevt-run does.
+  const host::Composition comp = host::compose(reg, exp, /*build=*/true, host::ComposeScope::ModelOnly);
   tr::TrainModel model = tr::assemble_model(comp, exp.pretrain.tie_lm_head);
   auto tokenizer = comp.get<bevt::Tokenizer>("tokenizer");
   tokenizer->eval();
@@ -145,14 +127,13 @@ bevt::bench::Result run(int warmup, int reps, int threads, bool checkpointing, c
     std::string name;
     torch::Tensor input, view;
     std::shared_ptr<bevt::Masker> masker;
-    std::shared_ptr<bevt::Head> head;
     int64_t batch;
   };
-  std::vector<StreamIn> streams = {
+  const std::vector<StreamIn> streams = {
       {"image", torch::randn({2, 3, 224, 224}), torch::rand({2, 3, 112, 112}), comp.get<bevt::Masker>("masker.image"),
-       model.heads.at("image"), 2},
+       2},
       {"video", torch::randn({1, 3, 8, 224, 224}), torch::rand({1, 8, 3, 112, 112}),
-       comp.get<bevt::Masker>("masker.video"), model.heads.at("video"), 1},
+       comp.get<bevt::Masker>("masker.video"), 1},
   };
   std::map<std::string, std::vector<double>> split;
   int64_t iteration = 0;
@@ -161,10 +142,10 @@ bevt::bench::Result run(int warmup, int reps, int threads, bool checkpointing, c
     ++iteration;
     const auto t0 = Clock::now();
     opt.zero_grad();
-    torch::Tensor total = torch::zeros({});
-    for (auto& s : streams) {
+    std::vector<tr::StreamBatch> batches;
+    for (const auto& s : streams) {
       // One mask per sample from a seed of (iteration, stream, sample), as the runner seeds them.
-      auto mask_for = [&](const std::array<int64_t, 3>& grid) {
+      auto mask_for = [&s, iteration](const std::array<int64_t, 3>& grid) {
         std::vector<torch::Tensor> m;
         for (int64_t i = 0; i < s.batch; ++i) {
           bevt::Rng rng(static_cast<uint64_t>(iteration * 1000 + i) + (s.name == "video" ? 500 : 0));
@@ -172,9 +153,10 @@ bevt::bench::Result run(int warmup, int reps, int threads, bool checkpointing, c
         }
         return torch::stack(m);
       };
-      auto terms = tr::mim_stream_terms(s.name, timed_bb, *s.head, timed_tok, s.input, s.view, mask_for);
-      total = total + exp.pretrain.weight(s.name) * terms.at("loss_" + s.name);
+      batches.push_back({s.name, exp.pretrain.weight(s.name), model.heads.at(s.name).get(), s.input, s.view, mask_for});
     }
+    // The runner's own step (the same function bevt-run pre-training and bevt-forward's parity check call).
+    const torch::Tensor total = tr::pretrain_iteration(timed_bb, timed_tok, batches).at("loss");
     const double fwd = since(t0);
     const auto t1 = Clock::now();
     total.backward();

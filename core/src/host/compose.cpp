@@ -40,16 +40,17 @@ int kind_order(Kind k) {
 }
 }  // namespace
 
-Composition compose(const Registry& registry, const Experiment& exp, bool build) {
+Composition compose(const Registry& registry, const Experiment& exp, bool build, ComposeScope scope) {
   const RunSettings& run = exp.run;
   Composition comp;
   for (const auto& t : exp.components) {
+    if (scope == ComposeScope::ModelOnly && t.kind == Kind::Dataset) continue;
     Component c{t.path, t.cfg, t.kind, nullptr, AnyComponent{}};
     c.plugin = &registry.find(t.plugin, c.kind, c.cfg.where("plugin"));
     c.cfg.validate(c.plugin->info.keys);
     comp.components.push_back(std::move(c));
   }
-  check_mode_needs(exp);
+  if (scope == ComposeScope::Experiment) check_mode_needs(exp);
   if (!build) return comp;
 
   std::stable_sort(comp.components.begin(), comp.components.end(), [](const Component& a, const Component& b) {

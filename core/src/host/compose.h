@@ -34,8 +34,14 @@ struct Composition {
   int64_t parameter_count(const Component& c) const;  // 0 for components without parameters
 };
 
+// What compose() resolves: the whole experiment, or its model alone (backbone, tokenizer, maskers, heads), for
+// tools that feed generated inputs (bench_pretrain_step) and so need neither dataset plugins nor the mode's
+// dataset tables.
+enum class ComposeScope { Experiment, ModelOnly };
+
 // Resolves plugins and validates every component; with build = true also calls the factories.
-Composition compose(const Registry& registry, const Experiment& exp, bool build);
+Composition compose(const Registry& registry, const Experiment& exp, bool build,
+                    ComposeScope scope = ComposeScope::Experiment);
 
 // The table printed by --dry-run.
 std::string describe(const Composition& comp);
