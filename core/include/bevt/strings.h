@@ -21,6 +21,8 @@ std::string join(const std::vector<std::string>& items, std::string_view sep = "
 // "a.b.c" → {"a", "b", "c"}; an empty string gives one empty part.
 std::vector<std::string> split(std::string_view s, char sep);
 
+inline bool starts_with(std::string_view s, std::string_view prefix) { return s.substr(0, prefix.size()) == prefix; }
+
 }  // namespace bevt
 
 namespace bevt {

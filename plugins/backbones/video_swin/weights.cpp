@@ -14,7 +14,6 @@ namespace {
 bool ends_with(const std::string& s, const std::string& suf) {
   return s.size() >= suf.size() && s.compare(s.size() - suf.size(), suf.size(), suf) == 0;
 }
-bool starts_with(const std::string& s, const std::string& pre) { return s.rfind(pre, 0) == 0; }
 
 // [L, nH] table of a (2a-1)x(2b-1)x(2c-1) grid resized to another grid.
 torch::Tensor resize_table(const torch::Tensor& t, const Dims3& from, const Dims3& to, bool cubic2d) {

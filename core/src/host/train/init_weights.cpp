@@ -14,8 +14,6 @@ namespace bevt::host::train {
 
 namespace {
 
-bool starts_with(const std::string& s, const std::string& p) { return s.rfind(p, 0) == 0; }
-
 // The prefixes BEVT's fine-tune strips before loading a pre-trained backbone (SwinTransformer3D.init_weights:
 // ^module\., ^backbone\., ^encoder\.) and TimeSformer's "model." wrapper, in that order.
 const std::vector<std::string> kBackbonePrefixes = {"module.", "backbone.", "encoder.", "model."};

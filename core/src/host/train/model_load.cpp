@@ -10,8 +10,6 @@ namespace bevt::host::train {
 
 namespace {
 
-bool starts_with(const std::string& s, const std::string& p) { return s.rfind(p, 0) == 0; }
-
 std::string groups(const std::map<std::string, size_t>& g) {
   std::vector<std::string> parts;
   for (const auto& [k, n] : g) parts.push_back(fmt::format("{} ({})", k, n));
