@@ -51,6 +51,13 @@ def main():
     if os.path.exists(enc):
         with open(enc) as f:
             report["encoder_bf16"] = json.loads(f.read().strip().splitlines()[-1])
+    pk = os.path.join(out, "matmul_peak.json")
+    if os.path.exists(pk):
+        with open(pk) as f:
+            report["matmul_peak"] = json.load(f)
+        if "encoder_bf16" in report and report["matmul_peak"]["tflops"] > 0:
+            report["encoder_bf16"]["fraction_of_measured_peak"] = (
+                report["encoder_bf16"]["matmul_tflops"] / report["matmul_peak"]["tflops"])
     ft = os.path.join(out, "finetune.metrics.jsonl")
     if os.path.exists(ft):
         report["finetune"] = training_figures(ft, 8 if mode == "gpu" else 2)
@@ -75,6 +82,9 @@ def main():
         e = report["encoder_bf16"]
         print("  encoder bf16: %.1f TFLOP/s = %.1f%% of 790" % (
             e["matmul_tflops"], 100 * e["fraction_of_h200_bf16_peak"]))
+        if "fraction_of_measured_peak" in e:
+            print("  matmul peak in this run: %.1f TFLOP/s (encoder at %.1f%% of it)" % (
+                report["matmul_peak"]["tflops"], 100 * e["fraction_of_measured_peak"]))
 
 
 if __name__ == "__main__":
