@@ -15,6 +15,7 @@
 #include <fstream>
 #include <iostream>
 #include <nlohmann/json.hpp>
+#include <torch/csrc/autograd/profiler_kineto.h>
 
 #include "bench_harness.h"
 #include "tensor_memory.h"
@@ -140,12 +141,13 @@ double swin_forward_flops(const SwinPreset& p, int64_t B, int64_t T, int64_t S) 
 
 bevt::bench::Result run_encoder_case(const std::string& plugin, const std::string& device_name,
                                      const std::string& precision_name, int64_t B, int64_t T, int64_t S, int warmup,
-                                     int reps, int threads) {
+                                     int reps, int threads, const std::string& profile) {
   namespace tr = bevt::host::train;
   torch::set_num_threads(threads);
   torch::manual_seed(0);
   const torch::Device device(device_name);
   const tr::Precision precision = tr::parse_precision(precision_name, device.str(), "--precision");
+  tr::set_float32_math(precision);
   auto reg = bevt::bench::plugins();
   auto cfg = bevt::Config::from_toml("plugin = \"" + plugin + "\"\nwindow_size = [8, 7, 7]\ndrop_path_rate = 0.1\n",
                                      "bench");
@@ -176,6 +178,18 @@ bevt::bench::Result run_encoder_case(const std::string& plugin, const std::strin
   r.fields["fraction_of_h200_bf16_peak"] = flops / r.median_s / 790e12;
   r.fields["peak_mem_mb"] = tr::peak_memory_mb(device);
   r.fields["clips_per_s"] = static_cast<double>(B) / r.median_s;
+  if (!profile.empty()) {
+    // One more step under Kineto: host ops, and on CUDA the kernels with their device times (chrome trace;
+    // bench/profile_summary.py reads it).
+    namespace prof = torch::profiler::impl;
+    std::set<prof::ActivityType> acts{prof::ActivityType::CPU};
+    if (device.is_cuda()) acts.insert(prof::ActivityType::CUDA);
+    const prof::ProfilerConfig pc(prof::ProfilerState::KINETO);
+    torch::autograd::profiler::prepareProfiler(pc, acts);
+    torch::autograd::profiler::enableProfiler(pc, acts);
+    step();
+    torch::autograd::profiler::disableProfiler()->save(profile);
+  }
   return r;
 }
 
@@ -188,10 +202,11 @@ int main(int argc, char** argv) {
   int warmup = 3, reps = 10, threads = 2;
   std::string device = "cpu", precision = "fp32", plugin = "video_swin_t";
   int64_t batch = 1, frames = 8, size = 112;
+  std::string profile;
   app.add_flag("--json", json, "one JSON object per case");
   app.add_option("--case", one, "run one case in this process (train | eval | train_ckpt | encoder)");
   app.add_option("--device", device, "encoder case: cpu | cuda (default cpu)");
-  app.add_option("--precision", precision, "encoder case: fp32 | bf16 | fp16 (autocast)");
+  app.add_option("--precision", precision, "encoder case: fp32 | tf32 | bf16 | fp16 (autocast)");
   app.add_option("--plugin", plugin, "encoder case: video_swin_t | video_swin_s | video_swin_b");
   app.add_option("--batch", batch, "encoder case: clips per step");
   app.add_option("--frames", frames, "encoder case: frames per clip");
@@ -199,9 +214,10 @@ int main(int argc, char** argv) {
   app.add_option("--warmup", warmup, "untimed runs (default 3)");
   app.add_option("--reps", reps, "timed runs (default 10)");
   app.add_option("--threads", threads, "torch threads (default 2)");
+  app.add_option("--profile", profile, "encoder case: after timing, profile one step into this chrome-trace file");
   CLI11_PARSE(app, argc, argv);
   if (one == "encoder") {
-    bevt::bench::print({run_encoder_case(plugin, device, precision, batch, frames, size, warmup, reps, threads)}, json);
+    bevt::bench::print({run_encoder_case(plugin, device, precision, batch, frames, size, warmup, reps, threads, profile)}, json);
     return 0;
   }
   if (!one.empty()) {

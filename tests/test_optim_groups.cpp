@@ -204,8 +204,30 @@ TEST(OptimAmp, Fp16OffCudaIsAConfigErrorBf16RunsOnCpu) {
   EXPECT_EQ(tr::parse_precision("fp32", "cpu", "x"), tr::Precision::Fp32);
   EXPECT_EQ(tr::parse_precision("bf16", "cpu", "x"), tr::Precision::Bf16);
   EXPECT_EQ(tr::parse_precision("fp16", "cuda:0", "x"), tr::Precision::Fp16);
+  EXPECT_EQ(tr::parse_precision("tf32", "cuda", "x"), tr::Precision::Tf32);
+  EXPECT_STREQ(tr::precision_name(tr::Precision::Tf32), "tf32");
   EXPECT_THROW(tr::parse_precision("fp16", "cpu", "x.toml:3"), bevt::UserError);
   EXPECT_THROW(tr::parse_precision("fp8", "cuda", "x.toml:3"), bevt::UserError);
+}
+
+// torch runs CUDA convolutions in TF32 unless told otherwise; fp32 must mean IEEE float32 for both convolutions
+// and matmuls (the GPU parity of the ConvTranspose decoders and the DALL-E encoder depends on it), tf32 both in
+// TF32, and autocast precisions keep what autocast leaves in float32 in IEEE.
+TEST(OptimAmp, Float32MathFollowsThePrecision) {
+  using at::Float32Backend, at::Float32Op, at::Float32Precision;
+  auto conv = [] { return at::globalContext().float32Precision(Float32Backend::CUDA, Float32Op::CONV); };
+  auto mm = [] { return at::globalContext().float32Precision(Float32Backend::CUDA, Float32Op::MATMUL); };
+  tr::set_float32_math(tr::Precision::Tf32);
+  EXPECT_EQ(conv(), Float32Precision::TF32);
+  EXPECT_EQ(mm(), Float32Precision::TF32);
+  EXPECT_TRUE(tr::float32_math_is_tf32());
+  for (auto p : {tr::Precision::Fp32, tr::Precision::Bf16, tr::Precision::Fp16}) {
+    tr::set_float32_math(tr::Precision::Tf32);
+    tr::set_float32_math(p);
+    EXPECT_EQ(conv(), Float32Precision::IEEE) << tr::precision_name(p);
+    EXPECT_EQ(mm(), Float32Precision::IEEE) << tr::precision_name(p);
+    EXPECT_FALSE(tr::float32_math_is_tf32());
+  }
 }
 
 TEST(OptimAmp, AutocastGuardTurnsCpuAutocastOnAndRestoresIt) {

@@ -184,7 +184,7 @@ int main(int argc, char** argv) {
   app.add_option("--id-tolerance", id_tolerance,
                  "fraction of token ids allowed to differ with --check (default 0: identical; bf16 flips a few)");
   app.add_option("--device", device, "cpu (default), cuda, cuda:N, meta");
-  app.add_option("--precision", precision, "fp32 (default) or bf16/fp16: autocast on --device");
+  app.add_option("--precision", precision, "fp32 (default; IEEE float32 on CUDA too), tf32, or bf16/fp16: autocast on --device");
   app.add_option("--json", json_path, "write each key's error (and pass/fail) to this JSON file");
   app.add_option("--allow-missing", allow_missing,
                  "output keys this build may not produce (named, never silent), e.g. decoder outputs");
@@ -207,6 +207,7 @@ int main(int argc, char** argv) {
     if (ro.device.is_cuda() && !torch::cuda::is_available())
       throw UserError(fmt::format("--device {}: this machine has no CUDA device", device));
     ro.precision = parse_precision(precision, ro.device.str(), "--precision");
+    train::set_float32_math(ro.precision);
     std::vector<std::string> missing;
     TensorMap out = run_fixture(reg, fixture, missing, ro);
     nlohmann::json report{{"fixture", fixture}, {"device", device}, {"precision", precision}, {"rtol", rtol}};

@@ -20,6 +20,7 @@
 #include "../host/modes.h"
 #include "../host/orchestrate/runner.h"
 #include "../host/run_context.h"
+#include "../host/train/amp.h"
 #include "../host/train/checkpoint.h"
 #include "../host/train/inputs.h"
 #include "../host/train/run_folder.h"
@@ -169,6 +170,7 @@ int bevt::tools::run_main(int argc, char** argv) {
     // Parameter initialisation, dropout and drop path draw from torch's generator: seed it from the
     // experiment before any component is built, so the same config and seed give the same numbers.
     torch::manual_seed(run.seed);
+    train::set_float32_math(run.precision);
     // Building a large model or generating a synthetic dataset takes a while: say what is being built first.
     if (!dry_run) {
       std::string parts;

@@ -37,7 +37,9 @@ const std::vector<std::pair<std::string, std::vector<KeySpec>>>& host_sections()
            key("ckpt_every", 0, "steps between checkpoints; 0 = only at the end"),
            key("keep_last", 3, "checkpoints kept besides the best"),
            key("threads", 0, "intra-op CPU threads; 0 = OMP_NUM_THREADS when set, else every core the process may use"),
-           key("precision", "fp32", "fp32 | bf16 (autocast, CPU or CUDA) | fp16 (autocast with dynamic loss scaling, CUDA)"),
+           key("precision", "fp32",
+               "fp32 (IEEE float32, CUDA convolutions too) | tf32 (TF32 tensor cores for CUDA matmuls and "
+               "convolutions) | bf16 (autocast, CPU or CUDA) | fp16 (autocast with dynamic loss scaling, CUDA)"),
        }},
       {"optim",
        {
@@ -295,13 +297,15 @@ Precision parse_precision(const std::string& value, const std::string& device, c
   Precision p;
   if (value == "fp32")
     p = Precision::Fp32;
+  else if (value == "tf32")
+    p = Precision::Tf32;
   else if (value == "bf16")
     p = Precision::Bf16;
   else if (value == "fp16")
     p = Precision::Fp16;
   else
-    throw UserError(fmt::format("{}: run.precision '{}' is not one of fp32, bf16, fp16{}", where, value,
-                                did_you_mean(value, {"fp32", "bf16", "fp16"})));
+    throw UserError(fmt::format("{}: run.precision '{}' is not one of fp32, tf32, bf16, fp16{}", where, value,
+                                did_you_mean(value, {"fp32", "tf32", "bf16", "fp16"})));
   if (p == Precision::Fp16 && device.rfind("cuda", 0) != 0)
     throw UserError(fmt::format("{}: run.precision = 'fp16' needs a CUDA device (run.device resolved to '{}'); "
                                 "use bf16 or fp32 on the CPU",
@@ -313,6 +317,7 @@ const char* precision_name(Precision p) {
   switch (p) {
     case Precision::Bf16: return "bf16";
     case Precision::Fp16: return "fp16";
+    case Precision::Tf32: return "tf32";
     case Precision::Fp32: break;
   }
   return "fp32";

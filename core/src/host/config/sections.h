@@ -13,7 +13,10 @@
 
 namespace bevt::host {
 
-enum class Precision { Fp32, Bf16, Fp16 };
+// fp32: float32 with IEEE arithmetic everywhere (CUDA convolutions too, which torch runs in TF32 by default);
+// tf32: float32 storage, TF32 tensor cores for CUDA matmuls and convolutions (as torch.backends' allow_tf32);
+// bf16 / fp16: autocast.
+enum class Precision { Fp32, Tf32, Bf16, Fp16 };
 
 struct RunSettings {
   std::string mode;

@@ -8,7 +8,7 @@
 namespace bevt::host::train {
 
 AutocastGuard::AutocastGuard(Precision p, const torch::Device& device) {
-  if (p == Precision::Fp32) return;
+  if (p == Precision::Fp32 || p == Precision::Tf32) return;
   active_ = true;
   type_ = device.type();
   prev_enabled_ = at::autocast::is_autocast_enabled(type_);
@@ -23,6 +23,19 @@ AutocastGuard::~AutocastGuard() {
   if (at::autocast::decrement_nesting() == 0) at::autocast::clear_cache();
   at::autocast::set_autocast_enabled(type_, prev_enabled_);
   at::autocast::set_autocast_dtype(type_, prev_dtype_);
+}
+
+void set_float32_math(Precision p) {
+  const auto mode = p == Precision::Tf32 ? at::Float32Precision::TF32 : at::Float32Precision::IEEE;
+  auto& ctx = at::globalContext();
+  ctx.setFloat32Precision(at::Float32Backend::CUDA, at::Float32Op::CONV, mode);
+  ctx.setFloat32Precision(at::Float32Backend::CUDA, at::Float32Op::MATMUL, mode);
+}
+
+bool float32_math_is_tf32() {
+  const auto& ctx = at::globalContext();
+  return ctx.float32Precision(at::Float32Backend::CUDA, at::Float32Op::CONV) == at::Float32Precision::TF32 &&
+         ctx.float32Precision(at::Float32Backend::CUDA, at::Float32Op::MATMUL) == at::Float32Precision::TF32;
 }
 
 GradScaler::GradScaler(bool enabled, double init_scale, int64_t growth_interval, const torch::Device& device)

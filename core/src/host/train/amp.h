@@ -19,7 +19,14 @@ using host::Precision;
 using host::parse_precision;
 using host::precision_name;
 
-// Autocast on `device`'s type for the lifetime of the guard (nothing for Fp32); restores the previous state.
+// How CUDA runs float32 matmuls and convolutions, for the whole process (backward passes included, so it is set
+// once, where the run's precision is known, not around a forward): TF32 tensor cores for Precision::Tf32, IEEE
+// float32 for every other precision. torch's own default runs convolutions in TF32 and matmuls in IEEE, which
+// puts a ConvTranspose decoder or the DALL-E encoder 3e-4..6e-4 off the official float32 outputs on a GPU.
+void set_float32_math(Precision p);
+bool float32_math_is_tf32();  // both CUDA convolutions and matmuls in TF32
+
+// Autocast on `device`'s type for the lifetime of the guard (nothing for Fp32 and Tf32); restores the previous state.
 class AutocastGuard {
  public:
   AutocastGuard(Precision p, const torch::Device& device);
