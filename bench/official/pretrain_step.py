@@ -36,6 +36,8 @@ import torch
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 CASES = ["sgemm", "dalle", "swin_train", "swin_eval", "swin_train_ckpt", "pretrain"]
+# Not in the CPU comparison: the GPU check's encoder case (bench_video_swin --case encoder), run by hand there.
+EXTRA_CASES = ["swin_encoder"]
 DALLE_GFLOP_PER_VIEW = 52.1  # the encoder's convolutions on one 112x112 view (multiply-add = 2 FLOP)
 
 
@@ -187,6 +189,38 @@ def case_swin(a, mode):
     return r
 
 
+def case_swin_encoder(a):
+    """The counterpart of bench_video_swin --case encoder: official SwinTransformer3D at Swin-B (embed 128, depths
+    2,2,18,2, heads 4,8,16,32, window 8,7,7, drop path 0.1), forward + backward of the output's mean on
+    --batch x 3 x 16 x 224 x 224 under autocast (--precision), no optimiser. (bevt's side also mixes in the mask
+    token, a few element-wise kernels more.)"""
+    from shims import install  # noqa: E402
+
+    torch.manual_seed(0)
+    dev = torch.device(a.device)
+    ns = install(a.bevt_repo, a.swin_repo, a.dalle_repo)
+    model = ns.SwinTransformer3D(patch_size=(2, 4, 4), embed_dim=128, depths=[2, 2, 18, 2], num_heads=[4, 8, 16, 32],
+                                 window_size=(8, 7, 7), drop_path_rate=0.1, patch_norm=True).to(dev)
+    model.train()  # the official train() override returns None
+    clip = torch.randn(a.batch, 3, 16, 224, 224, device=dev)
+    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(a.precision)
+    sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
+
+    def step():
+        for p in model.parameters():
+            p.grad = None
+        with torch.autocast(dev.type, dtype=dtype or torch.float32, enabled=dtype is not None):
+            loss = model(clip).float().mean()
+        loss.backward()
+        sync()
+
+    r = timed(step, a.swin_warmup, a.swin_reps)
+    r["name"] = f"official video_swin_b encoder train step {a.batch}x3x16x224x224 {dev.type} {a.precision}"
+    if dev.type == "cuda":
+        r["peak_mem_mb"] = torch.cuda.max_memory_allocated() / 2**20
+    return r
+
+
 def run_case(a):
     torch.set_num_threads(a.threads)
     sys.path.insert(0, HERE)
@@ -210,6 +244,8 @@ def run_case(a):
         r = timed(fwd, a.warmup, a.reps)
         r["name"] = "official dalle encoder 10x3x112x112"
         r["gflops"] = 10 * DALLE_GFLOP_PER_VIEW / r["median_s"]
+    elif a.case == "swin_encoder":
+        r = case_swin_encoder(a)
     elif a.case.startswith("swin"):
         r = case_swin(a, a.case)
     else:
@@ -227,10 +263,13 @@ def main():
     p.add_argument("--bevt-repo", required=True, help="checkout of github.com/xyzforever/BEVT")
     p.add_argument("--swin-repo", required=True, help="checkout of github.com/SwinTransformer/Video-Swin-Transformer")
     p.add_argument("--dalle-repo", required=True, help="checkout of github.com/openai/DALL-E")
-    p.add_argument("--case", choices=CASES, help="one case in this process (default: every case, each in its own)")
+    p.add_argument("--case", choices=CASES + EXTRA_CASES, help="one case in this process (default: every case, each in its own)")
     p.add_argument("--cases", default=",".join(CASES), help="comma-separated cases to run (default: all)")
     p.add_argument("--checkpoint", action="store_true", help="pretrain case: use_checkpoint=True")
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--device", default="cpu", help="swin_encoder case: cpu | cuda")
+    p.add_argument("--precision", default="bf16", choices=["fp32", "bf16", "fp16"], help="swin_encoder case")
+    p.add_argument("--batch", type=int, default=4, help="swin_encoder case: clips per step")
     p.add_argument("--warmup", type=int, default=1)
     p.add_argument("--reps", type=int, default=3, help="timed runs of the pretrain and dalle cases")
     p.add_argument("--swin-warmup", type=int, default=2)
