@@ -141,13 +141,20 @@ double swin_forward_flops(const SwinPreset& p, int64_t B, int64_t T, int64_t S) 
 
 bevt::bench::Result run_encoder_case(const std::string& plugin, const std::string& device_name,
                                      const std::string& precision_name, int64_t B, int64_t T, int64_t S, int warmup,
-                                     int reps, int threads, const std::string& profile) {
+                                     int reps, int threads, const std::string& profile, const std::string& sdpa) {
   namespace tr = bevt::host::train;
   torch::set_num_threads(threads);
   torch::manual_seed(0);
   const torch::Device device(device_name);
   const tr::Precision precision = tr::parse_precision(precision_name, device.str(), "--precision");
   tr::set_float32_math(precision);
+  if (sdpa != "auto") {  // one of at::scaled_dot_product_attention's CUDA backends alone (A/B of the kernels)
+    auto& ctx = at::globalContext();
+    ctx.setSDPUseFlash(sdpa == "flash");
+    ctx.setSDPUseMemEfficient(sdpa == "efficient");
+    ctx.setSDPUseCuDNN(sdpa == "cudnn");
+    ctx.setSDPUseMath(sdpa == "math");
+  }
   auto reg = bevt::bench::plugins();
   auto cfg = bevt::Config::from_toml("plugin = \"" + plugin + "\"\nwindow_size = [8, 7, 7]\ndrop_path_rate = 0.1\n",
                                      "bench");
@@ -169,8 +176,9 @@ bevt::bench::Result run_encoder_case(const std::string& plugin, const std::strin
     loss.backward();
     sync();
   };
-  auto r = bevt::bench::time_case(fmt::format("{} encoder train step {}x3x{}x{}x{} {} {}", plugin, B, T, S, S,
-                                              device.str(), precision_name),
+  auto r = bevt::bench::time_case(fmt::format("{} encoder train step {}x3x{}x{}x{} {} {}{}", plugin, B, T, S, S,
+                                              device.str(), precision_name,
+                                              sdpa == "auto" ? "" : " sdpa " + sdpa),
                                   warmup, reps, step);
   const double flops = 3.0 * swin_forward_flops(preset(plugin), B, T, S);
   r.fields["matmul_tflop_per_step"] = flops / 1e12;
@@ -202,7 +210,7 @@ int main(int argc, char** argv) {
   int warmup = 3, reps = 10, threads = 2;
   std::string device = "cpu", precision = "fp32", plugin = "video_swin_t";
   int64_t batch = 1, frames = 8, size = 112;
-  std::string profile;
+  std::string profile, sdpa = "auto";
   app.add_flag("--json", json, "one JSON object per case");
   app.add_option("--case", one, "run one case in this process (train | eval | train_ckpt | encoder)");
   app.add_option("--device", device, "encoder case: cpu | cuda (default cpu)");
@@ -214,10 +222,12 @@ int main(int argc, char** argv) {
   app.add_option("--warmup", warmup, "untimed runs (default 3)");
   app.add_option("--reps", reps, "timed runs (default 10)");
   app.add_option("--threads", threads, "torch threads (default 2)");
+  app.add_option("--sdpa", sdpa, "encoder case on CUDA: attention backend auto | math | efficient | cudnn | flash")
+      ->check(CLI::IsMember({"auto", "math", "efficient", "cudnn", "flash"}));
   app.add_option("--profile", profile, "encoder case: after timing, profile one step into this chrome-trace file");
   CLI11_PARSE(app, argc, argv);
   if (one == "encoder") {
-    bevt::bench::print({run_encoder_case(plugin, device, precision, batch, frames, size, warmup, reps, threads, profile)}, json);
+    bevt::bench::print({run_encoder_case(plugin, device, precision, batch, frames, size, warmup, reps, threads, profile, sdpa)}, json);
     return 0;
   }
   if (!one.empty()) {
