@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # The GPU check: one prepared command for the GPU machine (one H200, python3 with torch 2.11.0+cu130, no
-# network), about 6 minutes there. It unpacks the bundle that scripts/make_gpu_bundle.sh built here
-# (.gpu/bevt-bundle.tar.gz, carried with the working tree), checks that every library the binaries load comes
-# from the bundle, torch's own folder or the C/C++ runtime, and then runs, recording every figure in one JSON:
+# network), 2-3 minutes there (136-195 s on an H200, 2026-12-04). It unpacks the bundle that
+# scripts/make_gpu_bundle.sh built here (.gpu/bevt-bundle.tar.gz, carried with the working tree), checks that
+# every library the binaries load comes from the bundle, torch's own folder or the C/C++ runtime, measures the
+# device's bf16 matmul rate through torch, and then runs, recording every figure in one JSON (each step runs even
+# when an earlier one failed; the check fails at the end if any did):
 #   1. the parity fixtures (tests/fixtures) on the device in fp32 (rel. error <= 1e-4) and bf16 autocast
 #      (rel. error <= 5e-2, token ids: at most 10% may flip; the measured figures are in the JSON);
 #   2. 50 steps of BEVT pre-training (experiments/gpu_check/pretrain.toml: Swin-B, DALL-E, official per-GPU

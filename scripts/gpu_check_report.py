@@ -76,7 +76,7 @@ def main():
     print("gpu_check (%s, torch %s)" % (mode, torch_version))
     print("  parity: worst rel_err fp32 %s, bf16 %s" % (worst.get("fp32"), worst.get("bf16")))
     for prec, fig in report["pretrain"].items():
-        print("  pretrain %s: %.3f s/it, peak %.0f MiB, %.2f clips/s" % (
+        print("  pretrain %s: %.3f s per optimizer step, peak %.0f MiB, %.2f clips/s" % (
             prec, fig["s_per_iteration"], fig["peak_mem_mb"], fig["clips_per_s"]))
     if "encoder_bf16" in report:
         e = report["encoder_bf16"]
