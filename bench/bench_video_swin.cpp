@@ -41,7 +41,21 @@ double current_rss_mb() {
   return static_cast<double>(rss) * 4096.0 / (1024.0 * 1024.0);
 }
 
-bevt::bench::Result run_case(const std::string& name, int warmup, int reps, int threads) {
+// One more run of `fn` under Kineto into a chrome trace (bench/profile_summary.py reads it): host ops, and on
+// CUDA the kernels with their device times.
+template <class Fn>
+void profile_once(const std::string& path, const torch::Device& device, Fn&& fn) {
+  namespace prof = torch::profiler::impl;
+  std::set<prof::ActivityType> acts{prof::ActivityType::CPU};
+  if (device.is_cuda()) acts.insert(prof::ActivityType::CUDA);
+  const prof::ProfilerConfig pc(prof::ProfilerState::KINETO);
+  torch::autograd::profiler::prepareProfiler(pc, acts);
+  torch::autograd::profiler::enableProfiler(pc, acts);
+  fn();
+  torch::autograd::profiler::disableProfiler()->save(path);
+}
+
+bevt::bench::Result run_case(const std::string& name, int warmup, int reps, int threads, const std::string& profile) {
   torch::set_num_threads(threads);
   torch::manual_seed(0);
   auto reg = bevt::bench::plugins();
@@ -56,11 +70,13 @@ bevt::bench::Result run_case(const std::string& name, int warmup, int reps, int 
     model->eval();
     double before = current_rss_mb();
     double c0 = cpu_seconds();
-    r = bevt::bench::time_case("video_swin_t eval forward 1x3x8x112x112", warmup, reps, [&] {
+    auto fwd = [&] {
       torch::NoGradGuard ng;
       auto f = model->forward_video(clip);
       (void)f.at("out").sum().item<float>();
-    });
+    };
+    r = bevt::bench::time_case("video_swin_t eval forward 1x3x8x112x112", warmup, reps, fwd);
+    if (!profile.empty()) profile_once(profile, torch::kCPU, fwd);
     r.fields["cpu_s_per_iter"] = (cpu_seconds() - c0) / (warmup + reps);
     r.fields["rss_before_mb"] = before;
     r.fields["threads"] = threads;
@@ -95,6 +111,7 @@ bevt::bench::Result run_case(const std::string& name, int warmup, int reps, int 
     step();
     r.fields["tensor_peak_mb"] = mem.peak_mb();
   }
+  if (!profile.empty()) profile_once(profile, torch::kCPU, step);
   r.fields["rss_before_mb"] = before;
   r.fields["cpu_s_per_iter"] = (cpu_seconds() - c0) / (warmup + reps);
   r.fields["activation_mb"] = r.peak_rss_mb - before;
@@ -186,18 +203,7 @@ bevt::bench::Result run_encoder_case(const std::string& plugin, const std::strin
   r.fields["fraction_of_h200_bf16_peak"] = flops / r.median_s / 790e12;
   r.fields["peak_mem_mb"] = tr::peak_memory_mb(device);
   r.fields["clips_per_s"] = static_cast<double>(B) / r.median_s;
-  if (!profile.empty()) {
-    // One more step under Kineto: host ops, and on CUDA the kernels with their device times (chrome trace;
-    // bench/profile_summary.py reads it).
-    namespace prof = torch::profiler::impl;
-    std::set<prof::ActivityType> acts{prof::ActivityType::CPU};
-    if (device.is_cuda()) acts.insert(prof::ActivityType::CUDA);
-    const prof::ProfilerConfig pc(prof::ProfilerState::KINETO);
-    torch::autograd::profiler::prepareProfiler(pc, acts);
-    torch::autograd::profiler::enableProfiler(pc, acts);
-    step();
-    torch::autograd::profiler::disableProfiler()->save(profile);
-  }
+  if (!profile.empty()) profile_once(profile, device, step);
   return r;
 }
 
@@ -224,14 +230,14 @@ int main(int argc, char** argv) {
   app.add_option("--threads", threads, "torch threads (default 2)");
   app.add_option("--sdpa", sdpa, "encoder case on CUDA: attention backend auto | math | efficient | cudnn | flash")
       ->check(CLI::IsMember({"auto", "math", "efficient", "cudnn", "flash"}));
-  app.add_option("--profile", profile, "encoder case: after timing, profile one step into this chrome-trace file");
+  app.add_option("--profile", profile, "with --case: after timing, profile one more step / forward into this chrome-trace file");
   CLI11_PARSE(app, argc, argv);
   if (one == "encoder") {
     bevt::bench::print({run_encoder_case(plugin, device, precision, batch, frames, size, warmup, reps, threads, profile, sdpa)}, json);
     return 0;
   }
   if (!one.empty()) {
-    bevt::bench::print({run_case(one, warmup, reps, threads)}, true);
+    bevt::bench::print({run_case(one, warmup, reps, threads, profile)}, true);
     return 0;
   }
   std::vector<bevt::bench::Result> results;

@@ -54,11 +54,21 @@ torch::Tensor WindowAttention3DImpl::forward(const torch::Tensor& x, const Windo
   // Under autocast q is bf16/fp16: the mask follows it (a float32 mask would make the kernels fall back).
   if (add.scalar_type() != q.scalar_type()) add = add.to(q.scalar_type());
   const double p = (attn_drop > 0 && is_training()) ? attn_drop : 0.0;
-  // CUDA: the fused kernels (flash / memory-efficient take the additive mask). CPU: the math path, the same
-  // kernel whether or not autograd records: the fused CPU kernel serves only no-grad calls and rounds
-  // differently, which would make a checkpointed block's rerun differ from its first pass.
-  auto out = q.is_cpu() ? std::get<0>(at::_scaled_dot_product_attention_math(q, k, v, add, p, false, {}, scale))
-                        : at::scaled_dot_product_attention(q, k, v, add, p, /*is_causal=*/false, scale);
+  // CUDA: the fused kernels (memory-efficient takes the additive term and its gradient). CPU: the official
+  // arithmetic, (q·scale)·kᵀ + term, softmax, ·v, the same kernels whether or not autograd records (the fused CPU
+  // kernel serves only no-grad calls and rounds differently, which would make a checkpointed block's rerun
+  // differ from its first pass). Not torch's math SDPA: its _safe_softmax guards fully masked rows (all, where,
+  // isneginf: ~10% of a Swin-T eval forward), which cannot occur here, as every token sees its own window.
+  torch::Tensor out;
+  if (q.is_cpu()) {
+    auto a = torch::matmul(q * scale, k.transpose(-2, -1));
+    a = torch::GradMode::is_enabled() ? a + add : a.add_(add);
+    a = torch::softmax(a, -1);
+    if (p > 0) a = torch::dropout(a, p, /*train=*/true);
+    out = torch::matmul(a, v);
+  } else {
+    out = at::scaled_dot_product_attention(q, k, v, add, p, /*is_causal=*/false, scale);
+  }
   out = proj->forward(out.transpose(1, 2).reshape({Bw, N, C}));
   if (proj_drop > 0 && is_training()) out = torch::dropout(out, proj_drop, true);
   return out;
