@@ -401,6 +401,51 @@ TEST(Optim, AdamWMatchesPyTorchsUpdate) {
   EXPECT_NEAR(p[1].item<float>(), -1.9f - 0.1f, 1e-6);
 }
 
+// The fused update per (lr multiplier, weight decay) group, two steps with clipping, against the formula of
+// torch.optim.AdamW after torch.nn.utils.clip_grad_norm_(3.0), written out in float64.
+TEST(Optim, AdamWGroupsAndClippingMatchTheWrittenOutUpdate) {
+  using bevt::host::train::AdamW;
+  bevt::host::train::OptimSettings s;
+  s.weight_decay = 0.05;
+  s.clip_grad = 3.0;
+  s.custom_keys = {{"norm", 0.5, 0.0}};  // lr x 0.5, no weight decay
+  torch::manual_seed(3);
+  torch::Tensor a = torch::randn({5, 4}).requires_grad_(), b = torch::randn({7}).requires_grad_();
+  AdamW opt({{"blocks.0.fc.weight", a}, {"blocks.0.norm.weight", b}}, s);
+  struct Ref { torch::Tensor p, m, v; double lr_mult, wd; };
+  std::vector<Ref> ref{{a.detach().to(torch::kFloat64), torch::zeros({5, 4}, torch::kFloat64),
+                        torch::zeros({5, 4}, torch::kFloat64), 1.0, 0.05},
+                       {b.detach().to(torch::kFloat64), torch::zeros({7}, torch::kFloat64),
+                        torch::zeros({7}, torch::kFloat64), 0.5, 0.0}};
+  const double lr = 0.01;
+  for (int step = 1; step <= 2; ++step) {
+    torch::Tensor ga = torch::randn({5, 4}) * 4, gb = torch::randn({7}) * 4;  // global norm > 3: clipped
+    a.mutable_grad() = ga.clone();
+    b.mutable_grad() = gb.clone();
+    const double norm = std::sqrt(ga.to(torch::kFloat64).pow(2).sum().item<double>() +
+                                  gb.to(torch::kFloat64).pow(2).sum().item<double>());
+    ASSERT_GT(norm, 3.0);
+    EXPECT_NEAR(opt.step(lr).item<double>(), norm, 1e-4 * norm);
+    const double coef = 3.0 / (norm + 1e-6);
+    std::vector<torch::Tensor> gs{ga.to(torch::kFloat64) * coef, gb.to(torch::kFloat64) * coef};
+    for (size_t i = 0; i < 2; ++i) {
+      auto& r = ref[i];
+      const double plr = lr * r.lr_mult;
+      r.p *= 1 - plr * r.wd;
+      r.m = 0.9 * r.m + 0.1 * gs[i];
+      r.v = 0.999 * r.v + 0.001 * gs[i] * gs[i];
+      const double bc1 = 1 - std::pow(0.9, step), bc2 = 1 - std::pow(0.999, step);
+      r.p -= plr / bc1 * r.m / (r.v.sqrt() / std::sqrt(bc2) + 1e-8);
+    }
+    EXPECT_LT((a.detach().to(torch::kFloat64) - ref[0].p).abs().max().item<double>(), 1e-6) << "step " << step;
+    EXPECT_LT((b.detach().to(torch::kFloat64) - ref[1].p).abs().max().item<double>(), 1e-6) << "step " << step;
+  }
+  // The moments and step counts checkpoint by name.
+  auto st = opt.state();
+  EXPECT_EQ(st.at("blocks.0.norm.weight.step").item<int64_t>(), 2);
+  EXPECT_LT((st.at("blocks.0.fc.weight.exp_avg").to(torch::kFloat64) - ref[0].m).abs().max().item<double>(), 1e-6);
+}
+
 TEST(Optim, ScheduleWarmsUpFromRatioThenCosine) {
   bevt::host::train::OptimSettings s;
   s.lr = 1.0;

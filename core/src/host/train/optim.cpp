@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <map>
 
 #include "bevt/error.h"
 
@@ -34,25 +35,35 @@ AdamW::AdamW(std::vector<NamedParam> params, const OptimSettings& s, const Layer
     exp_avg_.push_back(torch::zeros_like(p.param));
     exp_avg_sq_.push_back(torch::zeros_like(p.param));
     steps_.push_back(0);
+    step_t_.push_back(torch::zeros({}, p.param.options().dtype(torch::kFloat32)));
   }
 }
 
 void AdamW::zero_grad() {
+  std::vector<torch::Tensor> grads;
   for (auto& p : params_)
-    if (p.param.grad().defined()) p.param.mutable_grad().zero_();
+    if (p.param.grad().defined()) grads.push_back(p.param.mutable_grad());
+  if (!grads.empty()) at::_foreach_zero_(grads);
 }
 
 torch::Tensor AdamW::step(double lr) {
   torch::NoGradGuard no_grad;
   // Global L2 norm over every gradient and the clip coefficient, as torch.nn.utils.clip_grad_norm_ computes
-  // them, on the device: no value goes to the host inside the step.
-  std::vector<torch::Tensor> sq;
+  // them (the norm of the per-gradient norms, _foreach_norm), on the device: no value goes to the host inside
+  // the step.
+  std::vector<torch::Tensor> grads;
   for (const auto& p : params_)
-    if (p.param.grad().defined()) sq.push_back(p.param.grad().pow(2).sum().to(torch::kFloat64));
-  if (sq.empty()) return torch::zeros({}, torch::kFloat64);
-  torch::Tensor norm = torch::stack(sq).sum().sqrt();
+    if (p.param.grad().defined()) grads.push_back(p.param.grad());
+  if (grads.empty()) return torch::zeros({}, torch::kFloat64);
+  torch::Tensor norm = torch::stack(at::_foreach_norm(grads, 2)).norm().to(torch::kFloat64);
   torch::Tensor coef;
   if (s_.clip_grad > 0) coef = (s_.clip_grad / (norm + 1e-6)).clamp_max(1.0);
+  const auto type = params_.front().param.device().type();
+  if (type == at::kCPU || type == at::kCUDA) {
+    fused_update(lr, coef);
+    return norm;
+  }
+  // Other devices (the meta device of the placement tests): the same update written out per parameter.
   for (size_t i = 0; i < params_.size(); ++i) {
     auto& p = params_[i].param;
     if (!p.grad().defined()) continue;  // unused in this step (e.g. the other stream's decoder)
@@ -68,6 +79,30 @@ torch::Tensor AdamW::step(double lr) {
     p.addcdiv_(exp_avg_[i], denom, -plr / bc1);
   }
   return norm;
+}
+
+// torch's fused AdamW kernel (the update torch.optim.AdamW(fused=True) runs): one pass over each parameter, its
+// gradient and its two moments, for every parameter of one (lr, weight decay) group in one call, instead of
+// eight element-wise passes per parameter. Clipping scales the gradients in place first, as clip_grad_norm_.
+void AdamW::fused_update(double lr, const torch::Tensor& coef) {
+  std::map<std::pair<double, double>, std::vector<size_t>> groups;  // (lr multiplier, weight decay) -> params
+  for (size_t i = 0; i < params_.size(); ++i)
+    if (params_[i].param.grad().defined()) groups[{lr_mult_[i], wd_[i]}].push_back(i);
+  for (const auto& [key, idx] : groups) {
+    std::vector<torch::Tensor> p, g, m, v, st;
+    for (size_t i : idx) {
+      p.push_back(params_[i].param);
+      g.push_back(params_[i].param.mutable_grad());
+      m.push_back(exp_avg_[i]);
+      v.push_back(exp_avg_sq_[i]);
+      steps_[i] += 1;
+      st.push_back(step_t_[i]);
+    }
+    at::_foreach_add_(st, 1);  // the kernel reads each parameter's step count from the device
+    if (coef.defined()) at::_foreach_mul_(g, coef.to(g.front().scalar_type()));
+    at::_fused_adamw_(p, g, m, v, /*max_exp_avg_sqs=*/{}, st, lr * key.first, s_.beta1, s_.beta2, key.second, s_.eps,
+                      /*amsgrad=*/false, /*maximize=*/false);
+  }
 }
 
 TensorMap AdamW::state() const {
@@ -94,6 +129,7 @@ void AdamW::load_state(const TensorMap& state) {
     exp_avg_[i].copy_(a->second);
     exp_avg_sq_[i].copy_(b->second);
     steps_[i] = s->second.item<int64_t>();
+    step_t_[i].fill_(static_cast<double>(steps_[i]));
   }
 }
 

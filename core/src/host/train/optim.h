@@ -42,10 +42,13 @@ class AdamW {
   double weight_decay(size_t i) const { return wd_[i]; }
 
  private:
+  void fused_update(double lr, const torch::Tensor& coef);
+
   std::vector<NamedParam> params_;
   std::vector<double> lr_mult_, wd_;
   std::vector<torch::Tensor> exp_avg_, exp_avg_sq_;
   std::vector<int64_t> steps_;
+  std::vector<torch::Tensor> step_t_;  // the same counts as float32 scalars on the parameters' device (fused kernel)
   OptimSettings s_;
 };
 
