@@ -15,6 +15,7 @@
 #   5. the fine-tune again in a process group of world size 1 on NCCL (dist.init_single).
 #
 #   bash scripts/gpu_check.sh          on the GPU machine; figures in $OUT/gpu_check.json (or ./gpu_check_out)
+#   bash scripts/gpu_check.sh --only=pretrain,nccl    only the steps whose names hold one of these words
 #   bash scripts/gpu_check.sh --cpu    the same sequence from the same bundle shrunk to CPU sizes (tiny models,
 #                                      3 steps, bf16 on the CPU, fp16 expected to be refused, Gloo instead of
 #                                      NCCL), with the binaries' environment limited to the bundle and torch's
@@ -23,10 +24,12 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
 mode=gpu
+only=""
 for a in "$@"; do
   case "$a" in
     --cpu) mode=cpu ;;
-    *) echo "gpu_check: unknown argument '$a' (use --cpu or nothing)" >&2; exit 2 ;;
+    --only=*) only=${a#--only=} ;;
+    *) echo "gpu_check: unknown argument '$a' (use --cpu, --only=WORD[,WORD...] or nothing)" >&2; exit 2 ;;
   esac
 done
 out=${OUT:-$root/gpu_check_out}
@@ -105,8 +108,15 @@ fi
 # Each step runs even when one before it failed (a GPU lease is short: one run must show everything), and the
 # check fails at the end when any did. Inside a step's function errexit is off, so each command is checked.
 failed=()
+# --only=pretrain,nccl: just the steps whose names contain one of the words (a rerun after a fix, in a short
+# lease); the library check always runs.
 step() {
   local name=$1; shift
+  if [ -n "$only" ]; then
+    local w hit=0
+    for w in ${only//,/ }; do [[ "$name" == *"$w"* ]] && hit=1; done
+    ((hit)) || { log "$name: skipped (--only=$only)"; return 0; }
+  fi
   local t0=$SECONDS
   if "$@"; then log "$name: ok ($((SECONDS - t0)) s)"; else log "$name: FAIL ($((SECONDS - t0)) s)"; failed+=("$name"); fi
 }
