@@ -58,26 +58,7 @@ torch::Tensor AdamW::step(double lr) {
   torch::Tensor norm = torch::stack(at::_foreach_norm(grads, 2)).norm().to(torch::kFloat64);
   torch::Tensor coef;
   if (s_.clip_grad > 0) coef = (s_.clip_grad / (norm + 1e-6)).clamp_max(1.0);
-  const auto type = params_.front().param.device().type();
-  if (type == at::kCPU || type == at::kCUDA) {
-    fused_update(lr, coef);
-    return norm;
-  }
-  // Other devices (the meta device of the placement tests): the same update written out per parameter.
-  for (size_t i = 0; i < params_.size(); ++i) {
-    auto& p = params_[i].param;
-    if (!p.grad().defined()) continue;  // unused in this step (e.g. the other stream's decoder)
-    torch::Tensor g = coef.defined() ? p.grad() * coef : p.grad();
-    double plr = lr * lr_mult_[i];
-    steps_[i] += 1;
-    p.mul_(1 - plr * wd_[i]);
-    exp_avg_[i].mul_(s_.beta1).add_(g, 1 - s_.beta1);
-    exp_avg_sq_[i].mul_(s_.beta2).addcmul_(g, g, 1 - s_.beta2);
-    double bc1 = 1 - std::pow(s_.beta1, static_cast<double>(steps_[i]));
-    double bc2 = 1 - std::pow(s_.beta2, static_cast<double>(steps_[i]));
-    torch::Tensor denom = (exp_avg_sq_[i].sqrt() / std::sqrt(bc2)).add_(s_.eps);
-    p.addcdiv_(exp_avg_[i], denom, -plr / bc1);
-  }
+  fused_update(lr, coef);  // CPU, CUDA, and the meta device of the placement tests
   return norm;
 }
 
@@ -99,6 +80,15 @@ void AdamW::fused_update(double lr, const torch::Tensor& coef) {
       st.push_back(step_t_[i]);
     }
     at::_foreach_add_(st, 1);  // the kernel reads each parameter's step count from the device
+    if (p.front().is_meta()) {
+      // The fused kernel has no meta implementation in C++ (Python registers one). The placement tests need
+      // what CUDA's kernel requires: every tensor of the call on the parameters' device.
+      for (const auto* list : {&g, &m, &v, &st})
+        for (const auto& t : *list)
+          TORCH_CHECK(t.device() == p.front().device(), "AdamW: a tensor on ", t.device(), " beside parameters on ",
+                      p.front().device());
+      continue;
+    }
     if (coef.defined()) at::_foreach_mul_(g, coef.to(g.front().scalar_type()));
     at::_fused_adamw_(p, g, m, v, /*max_exp_avg_sqs=*/{}, st, lr * key.first, s_.beta1, s_.beta2, key.second, s_.eps,
                       /*amsgrad=*/false, /*maximize=*/false);
