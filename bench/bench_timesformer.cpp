@@ -5,6 +5,7 @@
 #include <iostream>
 
 #include "bench_harness.h"
+#include "profile.h"
 #include "bevt/backbone.h"
 #include "bevt/error.h"
 #include "host/registry.h"
@@ -13,6 +14,7 @@ int main(int argc, char** argv) {
   CLI::App app{"bench_timesformer: TimeSformer-B eval forward and training step"};
   int threads = 2, reps = 3, warmup = 1;
   bool json = false, ckpt = false;
+  std::string profile;
   std::vector<std::string> dirs;
   app.add_option("--threads", threads, "intra-op threads (default 2)");
   app.add_option("--reps", reps, "timed repetitions (default 3)");
@@ -20,6 +22,7 @@ int main(int argc, char** argv) {
   app.add_flag("--grad-checkpointing", ckpt, "recompute blocks in backward in the training case");
   app.add_option("--plugin-dir", dirs, "extra plugin folder");
   app.add_flag("--json", json, "one JSON object per case");
+  app.add_option("--profile", profile, "after timing, profile one more eval forward into this chrome-trace file");
   CLI11_PARSE(app, argc, argv);
   try {
     torch::set_num_threads(threads);
@@ -37,6 +40,7 @@ int main(int argc, char** argv) {
                                       [&] { bb->forward_video(clip); });
       r.fields["clips_per_s"] = 1.0 / r.median_s;
       results.push_back(r);
+      if (!profile.empty()) bevt::bench::profile_once(profile, torch::kCPU, [&] { bb->forward_video(clip); });
     }
 
     bb->train();

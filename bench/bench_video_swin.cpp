@@ -15,9 +15,9 @@
 #include <fstream>
 #include <iostream>
 #include <nlohmann/json.hpp>
-#include <torch/csrc/autograd/profiler_kineto.h>
 
 #include "bench_harness.h"
+#include "profile.h"
 #include "tensor_memory.h"
 #include "bevt/backbone.h"
 #include "host/registry.h"
@@ -41,20 +41,6 @@ double current_rss_mb() {
   return static_cast<double>(rss) * 4096.0 / (1024.0 * 1024.0);
 }
 
-// One more run of `fn` under Kineto into a chrome trace (bench/profile_summary.py reads it): host ops, and on
-// CUDA the kernels with their device times.
-template <class Fn>
-void profile_once(const std::string& path, const torch::Device& device, Fn&& fn) {
-  namespace prof = torch::profiler::impl;
-  std::set<prof::ActivityType> acts{prof::ActivityType::CPU};
-  if (device.is_cuda()) acts.insert(prof::ActivityType::CUDA);
-  const prof::ProfilerConfig pc(prof::ProfilerState::KINETO);
-  torch::autograd::profiler::prepareProfiler(pc, acts);
-  torch::autograd::profiler::enableProfiler(pc, acts);
-  fn();
-  torch::autograd::profiler::disableProfiler()->save(path);
-}
-
 bevt::bench::Result run_case(const std::string& name, int warmup, int reps, int threads, const std::string& profile) {
   torch::set_num_threads(threads);
   torch::manual_seed(0);
@@ -76,7 +62,7 @@ bevt::bench::Result run_case(const std::string& name, int warmup, int reps, int 
       (void)f.at("out").sum().item<float>();
     };
     r = bevt::bench::time_case("video_swin_t eval forward 1x3x8x112x112", warmup, reps, fwd);
-    if (!profile.empty()) profile_once(profile, torch::kCPU, fwd);
+    if (!profile.empty()) bevt::bench::profile_once(profile, torch::kCPU, fwd);
     r.fields["cpu_s_per_iter"] = (cpu_seconds() - c0) / (warmup + reps);
     r.fields["rss_before_mb"] = before;
     r.fields["threads"] = threads;
@@ -120,7 +106,7 @@ bevt::bench::Result run_case(const std::string& name, int warmup, int reps, int 
     step();
     r.fields["tensor_peak_mb"] = mem.peak_mb();
   }
-  if (!profile.empty()) profile_once(profile, torch::kCPU, step);
+  if (!profile.empty()) bevt::bench::profile_once(profile, torch::kCPU, step);
   r.fields["rss_before_mb"] = before;
   r.fields["cpu_s_per_iter"] = (cpu_seconds() - c0) / (warmup + reps);
   r.fields["activation_mb"] = r.peak_rss_mb - before;
@@ -212,7 +198,7 @@ bevt::bench::Result run_encoder_case(const std::string& plugin, const std::strin
   r.fields["fraction_of_h200_bf16_peak"] = flops / r.median_s / 790e12;
   r.fields["peak_mem_mb"] = tr::peak_memory_mb(device);
   r.fields["clips_per_s"] = static_cast<double>(B) / r.median_s;
-  if (!profile.empty()) profile_once(profile, device, step);
+  if (!profile.empty()) bevt::bench::profile_once(profile, device, step);
   return r;
 }
 
