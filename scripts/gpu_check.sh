@@ -108,6 +108,7 @@ fi
 # Each step runs even when one before it failed (a GPU lease is short: one run must show everything), and the
 # check fails at the end when any did. Inside a step's function errexit is off, so each command is checked.
 failed=()
+ran=0
 # --only=pretrain,nccl: just the steps whose names contain one of the words (a rerun after a fix, in a short
 # lease); the library check always runs.
 step() {
@@ -117,6 +118,7 @@ step() {
     for w in ${only//,/ }; do [[ "$name" == *"$w"* ]] && hit=1; done
     ((hit)) || { log "$name: skipped (--only=$only)"; return 0; }
   fi
+  ran=$((ran + 1))
   local t0=$SECONDS
   if "$@"; then log "$name: ok ($((SECONDS - t0)) s)"; else log "$name: FAIL ($((SECONDS - t0)) s)"; failed+=("$name"); fi
 }
@@ -207,6 +209,10 @@ step "$nccl at world size 1" dist_one
 
 "$py" "$root/scripts/gpu_check_report.py" "$out" "$mode" "$torch_version"
 rm -rf "$work"
+if ((ran == 0)); then
+  log "--only=$only matched no step (words: matmul, parity, fp32, bf16, pretrain, fp16, encoder, finetune, nccl, gloo)"
+  exit 2
+fi
 if ((${#failed[@]})); then
   log "FAILED: ${failed[*]} (figures of the steps that ran: $out/gpu_check.json)"
   exit 1
