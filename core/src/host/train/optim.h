@@ -1,5 +1,5 @@
-// Optimisation as the official BEVT/mmcv recipes do it: AdamW (PyTorch's update, written out so its state
-// checkpoints by parameter name), parameter groups from mmcv's custom_keys (the longest key contained in a
+// Optimisation as the official BEVT/mmcv recipes do it: AdamW (PyTorch's update, through its fused kernel, with
+// the state checkpointed by parameter name), parameter groups from mmcv's custom_keys (the longest key contained in a
 // parameter's name wins) and BEVT's layer-wise lr decay, gradient clipping by global L2 norm, and mmcv's cosine
 // schedule (per iteration, or per epoch as mmcv's by_epoch) with a linear per-iteration warmup that starts at
 // warmup_ratio × lr.
