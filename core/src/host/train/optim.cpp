@@ -37,6 +37,12 @@ AdamW::AdamW(std::vector<NamedParam> params, const OptimSettings& s, const Layer
     steps_.push_back(0);
     step_t_.push_back(torch::zeros({}, p.param.options().dtype(torch::kFloat32)));
   }
+  std::map<std::pair<double, double>, size_t> group_of;
+  for (size_t i = 0; i < params_.size(); ++i) {
+    auto [it, added] = group_of.try_emplace({lr_mult_[i], wd_[i]}, groups_.size());
+    if (added) groups_.push_back({lr_mult_[i], wd_[i], {}});
+    groups_[it->second].members.push_back(i);
+  }
 }
 
 void AdamW::zero_grad() {
@@ -56,22 +62,23 @@ torch::Tensor AdamW::step(double lr) {
     if (p.param.grad().defined()) grads.push_back(p.param.grad());
   if (grads.empty()) return torch::zeros({}, torch::kFloat64);
   torch::Tensor norm = torch::stack(at::_foreach_norm(grads, 2)).norm().to(torch::kFloat64);
-  torch::Tensor coef;
-  if (s_.clip_grad > 0) coef = (s_.clip_grad / (norm + 1e-6)).clamp_max(1.0);
-  fused_update(lr, coef);  // CPU, CUDA, and the meta device of the placement tests
+  if (s_.clip_grad > 0) {
+    // Scaled in place, as clip_grad_norm_ does.
+    torch::Tensor coef = (s_.clip_grad / (norm + 1e-6)).clamp_max(1.0);
+    at::_foreach_mul_(grads, coef.to(grads.front().scalar_type()));
+  }
+  fused_update(lr);  // CPU, CUDA, and the meta device of the placement tests
   return norm;
 }
 
 // torch's fused AdamW kernel (the update torch.optim.AdamW(fused=True) runs): one pass over each parameter, its
 // gradient and its two moments, for every parameter of one (lr, weight decay) group in one call, instead of
-// eight element-wise passes per parameter. Clipping scales the gradients in place first, as clip_grad_norm_.
-void AdamW::fused_update(double lr, const torch::Tensor& coef) {
-  std::map<std::pair<double, double>, std::vector<size_t>> groups;  // (lr multiplier, weight decay) -> params
-  for (size_t i = 0; i < params_.size(); ++i)
-    if (params_[i].param.grad().defined()) groups[{lr_mult_[i], wd_[i]}].push_back(i);
-  for (const auto& [key, idx] : groups) {
+// eight element-wise passes per parameter (step() has already clipped the gradients).
+void AdamW::fused_update(double lr) {
+  for (const auto& group : groups_) {
     std::vector<torch::Tensor> p, g, m, v, st;
-    for (size_t i : idx) {
+    for (size_t i : group.members) {
+      if (!params_[i].param.grad().defined()) continue;  // unused in this step (e.g. the other stream's decoder)
       p.push_back(params_[i].param);
       g.push_back(params_[i].param.mutable_grad());
       m.push_back(exp_avg_[i]);
@@ -79,6 +86,7 @@ void AdamW::fused_update(double lr, const torch::Tensor& coef) {
       steps_[i] += 1;
       st.push_back(step_t_[i]);
     }
+    if (p.empty()) continue;
     at::_foreach_add_(st, 1);  // the kernel reads each parameter's step count from the device
     if (p.front().is_meta()) {
       // The fused kernel has no meta implementation in C++ (Python registers one). The placement tests need
@@ -89,9 +97,8 @@ void AdamW::fused_update(double lr, const torch::Tensor& coef) {
                       p.front().device());
       continue;
     }
-    if (coef.defined()) at::_foreach_mul_(g, coef.to(g.front().scalar_type()));
-    at::_fused_adamw_(p, g, m, v, /*max_exp_avg_sqs=*/{}, st, lr * key.first, s_.beta1, s_.beta2, key.second, s_.eps,
-                      /*amsgrad=*/false, /*maximize=*/false);
+    at::_fused_adamw_(p, g, m, v, /*max_exp_avg_sqs=*/{}, st, lr * group.lr_mult, s_.beta1, s_.beta2, group.wd,
+                      s_.eps, /*amsgrad=*/false, /*maximize=*/false);
   }
 }
 

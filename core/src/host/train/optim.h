@@ -42,7 +42,15 @@ class AdamW {
   double weight_decay(size_t i) const { return wd_[i]; }
 
  private:
-  void fused_update(double lr, const torch::Tensor& coef);
+  void fused_update(double lr);
+
+  // The parameters of one (lr multiplier, weight decay) pair, in order: one fused call each. Fixed at
+  // construction; a step skips the members without a gradient.
+  struct Group {
+    double lr_mult, wd;
+    std::vector<size_t> members;
+  };
+  std::vector<Group> groups_;
 
   std::vector<NamedParam> params_;
   std::vector<double> lr_mult_, wd_;
