@@ -12,7 +12,8 @@
 #   3. the encoder's training step alone (bench_video_swin --case encoder): the TFLOP/s its matmuls reach and the
 #      fraction of the H200's bf16 rate (790 TFLOP/s);
 #   4. a fine-tune (5 steps) and a test of its weights (experiments/gpu_check/finetune.toml);
-#   5. the fine-tune again in a process group of world size 1 on NCCL (dist.init_single).
+#   5. the fine-tune again in a process group of world size 1 on NCCL (dist.init_single);
+#   6. a tiny pre-training in float32 on the CPU and on the device: the per-step losses agree (fused AdamW there).
 #
 #   bash scripts/gpu_check.sh          on the GPU machine; figures in $OUT/gpu_check.json (or ./gpu_check_out)
 #   bash scripts/gpu_check.sh --only=pretrain,nccl    only the steps whose names hold one of these words
@@ -76,6 +77,17 @@ done
 ((bad == 0)) || { log "the bundle does not stand alone"; exit 1; }
 log "libraries: every binary and plugin resolves within the bundle and torch's folder"
 
+# CPU sizes: a tiny Swin and a tiny DALL-E, 64-pixel frames (the --cpu rehearsal, and the CPU/device agreement).
+tiny_swin=(--set model.backbone.plugin=video_swin --set model.backbone.embed_dim=16
+  --set 'model.backbone.depths=[1,1,1,1]' --set 'model.backbone.num_heads=[1,1,2,2]'
+  --set 'model.backbone.window_size=[2,4,4]' --set model.backbone.image_attention=swin)
+tiny_pre=("${tiny_swin[@]}" --set tokenizer.n_hid=16 --set tokenizer.n_blk_per_group=1 --set tokenizer.vocab_size=64
+  --set tokenizer.input_size=32 --set loader.batch_size=2 --set loader.image_batch_size=2 --set loader.workers=2
+  --set data.image.size=72 --set data.image.crop_size=64 --set data.image.tokenizer_size=32
+  --set data.image.num_videos=8 --set data.video.size=72 --set data.video.crop_size=64
+  --set data.video.tokenizer_size=32 --set data.video.clip_len=4 --set data.video.frames=8
+  --set masker.image.num_masking_patches=8 --set masker.image.min_num_patches=4
+  --set masker.video.num_masking_patches=8 --set masker.video.min_num_patches=4)
 if [ "$mode" = gpu ]; then
   dev=cuda
   pre_set=()
@@ -85,17 +97,7 @@ if [ "$mode" = gpu ]; then
   nccl=nccl
 else
   dev=cpu
-  # CPU sizes: a tiny Swin and a tiny DALL-E, 64-pixel frames, 3 steps.
-  tiny_swin=(--set model.backbone.plugin=video_swin --set model.backbone.embed_dim=16
-    --set 'model.backbone.depths=[1,1,1,1]' --set 'model.backbone.num_heads=[1,1,2,2]'
-    --set 'model.backbone.window_size=[2,4,4]' --set model.backbone.image_attention=swin)
-  pre_set=("${tiny_swin[@]}" --set tokenizer.n_hid=16 --set tokenizer.n_blk_per_group=1 --set tokenizer.vocab_size=64
-    --set tokenizer.input_size=32 --set loader.batch_size=2 --set loader.image_batch_size=2 --set loader.workers=2
-    --set data.image.size=72 --set data.image.crop_size=64 --set data.image.tokenizer_size=32
-    --set data.image.num_videos=8 --set data.video.size=72 --set data.video.crop_size=64
-    --set data.video.tokenizer_size=32 --set data.video.clip_len=4 --set data.video.frames=8
-    --set masker.image.num_masking_patches=8 --set masker.image.min_num_patches=4
-    --set masker.video.num_masking_patches=8 --set masker.video.min_num_patches=4)
+  pre_set=("${tiny_pre[@]}")
   ft_set=("${tiny_swin[@]}" --set loader.batch_size=2 --set loader.eval_batch_size=2 --set loader.workers=2
     --set data.train.size=72 --set data.train.crop_size=64 --set data.train.clip_len=4
     --set data.val.size=64 --set data.val.crop_size=64 --set data.val.clip_len=4
@@ -207,10 +209,41 @@ dist_one() {
 }
 step "$nccl at world size 1" dist_one
 
+# 6. The same tiny pre-training in float32 on the CPU and on the device, 6 steps from the same weights, masks and
+# data (drop path off: its draws come from each device's own generator): the per-step losses must agree to 1e-3
+# relative — the trainer, the fused AdamW and the gradient clipping on the device do what they do on the CPU. On
+# the --cpu rehearsal both runs are on the CPU and must agree exactly (same seed, same threads).
+agree() {
+  local d
+  for d in cpu "$dev"; do
+    run "$B/bin/bevt-run" "$root/experiments/gpu_check/pretrain.toml" --set run.work_dir="$work/agree_$d" \
+      --set run.device="$d" --set run.precision=fp32 --set run.max_steps=6 --set run.log_every=1 \
+      --set model.backbone.drop_path_rate=0.0 "${tiny_pre[@]}" > "$out/agree_$d.log" 2>&1 ||
+      { show_tail "$out/agree_$d.log"; return 1; }
+  done
+  "$py" - "$work/agree_cpu/latest/metrics.jsonl" "$work/agree_$dev/latest/metrics.jsonl" "$mode" \
+    > "$out/agree.json" <<'PY' || { show_tail "$out/agree.json"; return 1; }
+import json, sys
+def losses(path):
+    rows = [json.loads(l) for l in open(path) if l.strip()]
+    return {r["step"]: r["loss"] for r in rows if "loss" in r and "step" in r}
+a, b = losses(sys.argv[1]), losses(sys.argv[2])
+steps = sorted(set(a) & set(b))
+rel = [abs(a[s] - b[s]) / max(abs(a[s]), 1e-12) for s in steps]
+limit = 1e-3 if sys.argv[3] == "gpu" else 0.0
+ok = len(steps) >= 6 and max(rel) <= limit
+print(json.dumps({"steps": steps, "cpu": [a[s] for s in steps], "device": [b[s] for s in steps],
+                  "max_rel": max(rel) if rel else None, "limit": limit, "ok": ok}))
+sys.exit(0 if ok else 1)
+PY
+  log "cpu/$dev agreement: $(cat "$out/agree.json")"
+}
+step "fp32 cpu/device agreement" agree
+
 "$py" "$root/scripts/gpu_check_report.py" "$out" "$mode" "$torch_version"
 rm -rf "$work"
 if ((ran == 0)); then
-  log "--only=$only matched no step (words: matmul, parity, fp32, bf16, pretrain, fp16, encoder, finetune, nccl, gloo)"
+  log "--only=$only matched no step (words: matmul, parity, fp32, bf16, pretrain, fp16, encoder, finetune, nccl, gloo, agreement)"
   exit 2
 fi
 if ((${#failed[@]})); then

@@ -67,6 +67,9 @@ def main():
     d = os.path.join(out, "dist.metrics.jsonl")
     if os.path.exists(d):
         report["dist_world_1"] = training_figures(d, 8 if mode == "gpu" else 2)
+    ag = os.path.join(out, "agree.json")
+    if os.path.exists(ag) and os.path.getsize(ag):
+        report["fp32_cpu_device_agreement"] = json.load(open(ag))
     with open(os.path.join(out, "gpu_check.json"), "w") as f:
         json.dump(report, f, indent=2)
     worst = {}
@@ -78,6 +81,9 @@ def main():
     for prec, fig in report["pretrain"].items():
         print("  pretrain %s: %.3f s per optimizer step, peak %.0f MiB, %.2f clips/s" % (
             prec, fig["s_per_iteration"], fig["peak_mem_mb"], fig["clips_per_s"]))
+    if "fp32_cpu_device_agreement" in report:
+        print("  fp32 cpu/device losses over %d steps: max rel. difference %.2e" % (
+            len(report["fp32_cpu_device_agreement"]["steps"]), report["fp32_cpu_device_agreement"]["max_rel"]))
     if "encoder_bf16" in report:
         e = report["encoder_bf16"]
         print("  encoder bf16: %.1f TFLOP/s = %.1f%% of 790" % (

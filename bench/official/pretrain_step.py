@@ -61,43 +61,62 @@ def current_rss_mb():
         return int(f.read().split()[1]) * 4096 / 2**20
 
 
-def masks(gen):
-    """Tube mask for the clip (input [1,4,14,14], output per frame [1,8,14,14]) and blockwise-sized masks for
-    the 2 images ([2,14,14]): 98 of 196 cells, as BEVT's maskers on average."""
-    cells = torch.zeros(196, dtype=torch.bool)
-    cells[torch.randperm(196, generator=gen)[:98]] = True
-    tube = torch.zeros(4, 196, dtype=torch.bool)
-    tube[1:] = cells
-    vin = tube.view(1, 4, 14, 14)
+def masks(gen, clips=1, frames=8, images=2):
+    """Tube masks for the clips (input [clips, frames/2, 14, 14], output per frame [clips, frames, 14, 14]: 98 of
+    the 14x14 cells in every temporal slot but the first) and blockwise-sized masks for the images ([images, 14,
+    14]): 98 of 196 cells, as BEVT's maskers on average."""
+    slots = frames // 2
+    tube = torch.zeros(clips, slots, 196, dtype=torch.bool)
+    for c in range(clips):
+        cells = torch.zeros(196, dtype=torch.bool)
+        cells[torch.randperm(196, generator=gen)[:98]] = True
+        tube[c, 1:] = cells
+    vin = tube.view(clips, slots, 14, 14)
     vout = vin.repeat_interleave(2, dim=1)
-    img = torch.zeros(2, 196, dtype=torch.bool)
-    for i in range(2):
+    img = torch.zeros(images, 196, dtype=torch.bool)
+    for i in range(images):
         img[i, torch.randperm(196, generator=gen)[:98]] = True
-    return vin, vout, img.view(2, 14, 14)
+    return vin, vout, img.view(images, 14, 14)
 
 
 def case_pretrain(ns, a):
+    """--device cpu (the comparison): Swin-T, 1 clip of 8 frames + 2 images, float32. --device cuda (the GPU check's
+    counterpart, experiments/gpu_check/pretrain.toml): Swin-B at the official per-GPU batch (--clips 4 of 16
+    frames + --images 32, gradients accumulated over --accum 2 iterations per optimizer step) under autocast in
+    --precision; the timed unit is then one optimizer step."""
     torch.manual_seed(0)
+    dev = torch.device(a.device)
+    gpu = dev.type == "cuda"
+    if gpu:
+        arch = dict(embed_dim=128, depths=[2, 2, 18, 2], num_heads=[4, 8, 16, 32], drop_path_rate=0.3)
+        clips, frames, images, accum = a.clips, 16, a.images, a.accum
+    else:
+        arch = dict(embed_dim=96, depths=[2, 2, 6, 2], num_heads=[3, 6, 12, 24], drop_path_rate=0.1)
+        clips, frames, images, accum = 1, 8, 2, 1
     model = ns.BEVTMultiSource(
-        backbone=dict(type="SwinTransformerBEVT", patch_size=(2, 4, 4), embed_dim=96, depths=[2, 2, 6, 2],
-                      num_heads=[3, 6, 12, 24], window_size=(8, 7, 7), mlp_ratio=4.0, qkv_bias=True,
-                      patch_norm=True, drop_path_rate=0.1, use_checkpoint=a.checkpoint),
-        cls_head=dict(type="BEVTMultiSourceHead", num_classes=8192, in_channels=768, vae_weight_path="unused"))
+        backbone=dict(type="SwinTransformerBEVT", patch_size=(2, 4, 4), window_size=(8, 7, 7), mlp_ratio=4.0,
+                      qkv_bias=True, patch_norm=True, use_checkpoint=a.checkpoint, **arch),
+        cls_head=dict(type="BEVTMultiSourceHead", num_classes=8192, in_channels=8 * arch["embed_dim"],
+                      vae_weight_path="unused")).to(dev)
     model.train()
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=5e-4, weight_decay=0.05)
     gen = torch.Generator().manual_seed(0)
-    vin, vout, img_mask = masks(gen)
+    vin, vout, img_mask = masks(gen, clips, frames, images)
     # Generated inputs in the pipeline's shapes: normalised pixels for the encoder, map_pixels'ed [0.1, 0.9]
     # views for the tokenizer.
     batch = [
-        dict(imgs=torch.randn(1, 1, 3, 8, 224, 224, generator=gen),
-             imgs_second=torch.rand(1, 8, 3, 112, 112, generator=gen) * 0.8 + 0.1,
+        dict(imgs=torch.randn(clips, 1, 3, frames, 224, 224, generator=gen),
+             imgs_second=torch.rand(clips, frames, 3, 112, 112, generator=gen) * 0.8 + 0.1,
              input_position_masks=vin, output_position_masks=vout),
-        dict(imgs=torch.randn(2, 1, 3, 224, 224, generator=gen),
-             imgs_second=torch.rand(2, 1, 3, 112, 112, generator=gen) * 0.8 + 0.1,
+        dict(imgs=torch.randn(images, 1, 3, 224, 224, generator=gen),
+             imgs_second=torch.rand(images, 1, 3, 112, 112, generator=gen) * 0.8 + 0.1,
              input_position_masks=img_mask, output_position_masks=img_mask),
     ]
+    batch = [{k: v.to(dev) for k, v in b.items()} for b in batch]
+    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(a.precision) if gpu else None
+    scaler = torch.amp.GradScaler("cuda", enabled=dtype == torch.float16)
+    sync = torch.cuda.synchronize if gpu else (lambda: None)
     # The split: wall time inside the tokenizer, inside the encoder (patch embeddings and the 4 stages), the
     # rest of the forward (decoders, lm_head, loss), the backward, the optimiser (clipping + AdamW).
     split = {"tokenizer_s": 0.0, "encoder_forward_s": 0.0}
@@ -106,8 +125,10 @@ def case_pretrain(ns, a):
         f = module.forward
 
         def wrapped(*args, **kw):
+            sync()  # on the GPU: the module's own kernels, not the queue before it
             t0 = time.perf_counter()
             out = f(*args, **kw)
+            sync()
             split[key] += time.perf_counter() - t0
             return out
 
@@ -122,23 +143,37 @@ def case_pretrain(ns, a):
     def step():
         for k in split:
             split[k] = 0.0
-        t0 = time.perf_counter()
-        out = model.train_step(batch, None, data_type=["video", "image"])
-        t1 = time.perf_counter()
+        t_fwd = t_bwd = 0.0
         opt.zero_grad()
-        out["loss"].backward()
+        for _ in range(accum):
+            t0 = time.perf_counter()
+            with torch.autocast(dev.type, dtype=dtype or torch.float32, enabled=dtype is not None):
+                out = model.train_step(batch, None, data_type=["video", "image"])
+            sync()
+            t1 = time.perf_counter()
+            scaler.scale(out["loss"] / accum).backward()
+            sync()
+            t_fwd += t1 - t0
+            t_bwd += time.perf_counter() - t1
         t2 = time.perf_counter()
+        scaler.unscale_(opt)
         torch.nn.utils.clip_grad_norm_([p for p in params if p.grad is not None], max_norm=3.0)  # OptimizerHook
-        opt.step()
+        scaler.step(opt)
+        scaler.update()
+        sync()
         t3 = time.perf_counter()
-        runs.append(dict(split, decoders_loss_s=t1 - t0 - split["tokenizer_s"] - split["encoder_forward_s"],
-                         backward_s=t2 - t1, optimizer_s=t3 - t2))
+        runs.append(dict(split, decoders_loss_s=t_fwd - split["tokenizer_s"] - split["encoder_forward_s"],
+                         backward_s=t_bwd, optimizer_s=t3 - t2))
 
     r = timed(step, a.warmup, a.reps)
     timed_runs = runs[a.warmup:]
     for k in timed_runs[0]:
         r[k] = statistics.median(x[k] for x in timed_runs)
     r["name"] = "official bevt_pretrain_step" + (" + use_checkpoint" if a.checkpoint else "")
+    if gpu:
+        r["name"] += f" swin_b {clips} clips x {frames} + {images} images x {accum} accumulated, cuda {a.precision}"
+        r["peak_mem_mb"] = torch.cuda.max_memory_allocated() / 2**20
+        return r  # the FLOP counter below is for the CPU floor
     # The iteration's FLOPs (forward + backward, every op torch's counter knows: matmuls, convolutions,
     # attention), from one more untimed iteration: the floor is this over the sgemm rate of the same run.
     from torch.utils.flop_counter import FlopCounterMode
@@ -267,8 +302,13 @@ def main():
     p.add_argument("--cases", default=",".join(CASES), help="comma-separated cases to run (default: all)")
     p.add_argument("--checkpoint", action="store_true", help="pretrain case: use_checkpoint=True")
     p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--device", default="cpu", help="swin_encoder case: cpu | cuda")
-    p.add_argument("--precision", default="bf16", choices=["fp32", "bf16", "fp16"], help="swin_encoder case")
+    p.add_argument("--device", default="cpu", help="swin_encoder and pretrain cases: cpu | cuda (pretrain: Swin-B, "
+                   "the official per-GPU batch)")
+    p.add_argument("--precision", default="bf16", choices=["fp32", "bf16", "fp16"],
+                   help="swin_encoder case, and the pretrain case on cuda (autocast; fp16 with a GradScaler)")
+    p.add_argument("--clips", type=int, default=4, help="pretrain case on cuda: clips of 16 frames per iteration")
+    p.add_argument("--images", type=int, default=32, help="pretrain case on cuda: images per iteration")
+    p.add_argument("--accum", type=int, default=2, help="pretrain case on cuda: iterations per optimizer step")
     p.add_argument("--batch", type=int, default=4, help="swin_encoder case: clips per step")
     p.add_argument("--warmup", type=int, default=1)
     p.add_argument("--reps", type=int, default=3, help="timed runs of the pretrain and dalle cases")
