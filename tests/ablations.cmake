@@ -21,4 +21,4 @@ unset(BEVT_TEST_LABELS)
 target_link_libraries(test_ablations PRIVATE ${OpenCV_LIBS})
 target_include_directories(test_ablations SYSTEM PRIVATE ${OpenCV_INCLUDE_DIRS})
 add_dependencies(test_ablations bevt-run bevt-report video_swin timesformer mim i3d standard_maskers synthetic
-  imagenet kinetics ssv2 diving48 dalle vq)
+  imagenet kinetics ssv2 diving48 dalle vq pixels)

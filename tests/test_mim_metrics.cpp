@@ -5,6 +5,7 @@
 #include "test_sandbox.h"
 
 using bevt::host::train::copy_baseline_accuracy;
+using bevt::host::train::masked_regression_terms;
 using bevt::host::train::masked_token_terms;
 
 namespace {
@@ -47,4 +48,38 @@ TEST(MimMetrics, TermsCountMaskedPositionsOnlyAndNameTheStream) {
   EXPECT_NEAR(out.at("loss_video").item<double>(), expect.item<double>(), 1e-6);
   auto err = bevt::test::error_of([&] { masked_token_terms(torch::zeros({2, 5, 3}), tokens, mask, "video"); });
   EXPECT_NE(err.find("the decoder predicts 5 positions but the tokenizer gives 4 targets"), std::string::npos) << err;
+}
+
+TEST(MimMetrics, RegressionTermsAreTheMaskedMeanSquaredErrorBesideThatOfPredictingZeros) {
+  // 2 samples of a 2x2 grid, 3 values per cell; 3 cells masked.
+  torch::Tensor targets = torch::arange(24, torch::kFloat32).reshape({2, 2, 2, 3}) / 10.0;
+  torch::Tensor mask = bools({{1, 0, 0, 1}, {0, 1, 0, 0}}).reshape({2, 2, 2});
+  torch::Tensor pred = torch::full({2, 4, 3}, 0.5);
+  auto out = masked_regression_terms(pred, targets, mask, "image");
+  ASSERT_EQ(out.size(), 2u);
+  torch::Tensor m = mask.reshape({2, 4}), t = targets.reshape({2, 4, 3});
+  double loss = 0, zero = 0;
+  for (int64_t b = 0; b < 2; ++b)
+    for (int64_t l = 0; l < 4; ++l)
+      if (m[b][l].item<bool>())
+        for (int64_t k = 0; k < 3; ++k) {
+          const double v = t[b][l][k].item<double>();
+          loss += (v - 0.5) * (v - 0.5) / 3.0 / 3.0;  // mean over the 3 values, then over the 3 masked cells
+          zero += v * v / 3.0 / 3.0;
+        }
+  EXPECT_NEAR(out.at("loss_image").item<double>(), loss, 1e-5);
+  EXPECT_NEAR(out.at("zero_image").item<double>(), zero, 1e-5);
+  // The visible cells do not count: changing their prediction changes nothing.
+  torch::Tensor other = pred.clone();
+  other.index_put_({~m}, 100.0);
+  EXPECT_NEAR(masked_regression_terms(other, targets, mask, "image").at("loss_image").item<double>(), loss, 1e-5);
+  // Gradients reach the prediction.
+  torch::Tensor p = pred.clone().requires_grad_(true);
+  masked_regression_terms(p, targets, mask, "image").at("loss_image").backward();
+  EXPECT_GT(p.grad().abs().sum().item<double>(), 0.0);
+  EXPECT_EQ(p.grad().index({~m}).abs().sum().item<double>(), 0.0);
+  auto err = bevt::test::error_of([&] { masked_regression_terms(torch::zeros({2, 5, 3}), targets, mask, "video"); });
+  EXPECT_NE(err.find("the decoder predicts 5 positions"), std::string::npos) << err;
+  err = bevt::test::error_of([&] { masked_regression_terms(torch::zeros({2, 4, 7}), targets, mask, "video"); });
+  EXPECT_NE(err.find("7 values per cell but the targets have 3"), std::string::npos) << err;
 }

@@ -35,6 +35,12 @@ class Tokenizer : public torch::nn::Module {
   // Token ids [N, h, w] (int64) of images [N, 3, H, W] in [0, 1]; checks range and shape (UserError).
   virtual torch::Tensor tokenize(const torch::Tensor& images);
 
+  // Regression targets instead of token ids (MAE's normalised pixels, MaskFeat's HOG): target_dim() > 0 values
+  // per cell from targets() [N, target_dim, h, w] (float); the decoders' lm_head then has that many outputs
+  // (vocab_size() returns target_dim()) and pre-training minimises the masked mean squared error. 0 = token ids.
+  virtual int64_t target_dim() const { return 0; }
+  virtual torch::Tensor targets(const torch::Tensor& images);  // default: UserError (a token tokenizer)
+
   virtual bool trainable() const { return false; }
   virtual TokenizerLoss training_loss(const torch::Tensor& images);  // default: UserError (frozen tokenizer)
   // The host's optimiser step (0-based) that the next training_loss() calls belong to, set before them: a

@@ -67,6 +67,10 @@ void check_unit_range(const torch::Tensor& images, const std::string& who) {
                                 who, lo, hi));
 }
 
+torch::Tensor Tokenizer::targets(const torch::Tensor&) {
+  throw UserError("this tokenizer gives token ids, not regression targets (target_dim() is 0)");
+}
+
 TokenizerLoss Tokenizer::training_loss(const torch::Tensor&) {
   throw UserError("this tokenizer is frozen and cannot be trained (run.mode = \"tokenizer\" needs a trainable one)");
 }

@@ -49,4 +49,29 @@ std::map<std::string, torch::Tensor> masked_token_terms(const torch::Tensor& log
   return out;
 }
 
+std::map<std::string, torch::Tensor> masked_regression_terms(const torch::Tensor& pred, const torch::Tensor& targets,
+                                                             const torch::Tensor& mask, const std::string& stream) {
+  torch::Tensor sel = mask.reshape({mask.size(0), -1});
+  const int64_t K = targets.size(-1);
+  torch::Tensor tgt = targets.reshape({targets.size(0), -1, K});
+  if (pred.size(1) != sel.size(1) || pred.size(1) != tgt.size(1))
+    throw UserError(fmt::format("{} stream: the decoder predicts {} positions but the target tokenizer gives {} "
+                                "(make the tokenizer view size / its downsample equal the decoder grid: e.g. set "
+                                "data.{}.tokenizer_size)",
+                                stream, pred.size(1), tgt.size(1), stream));
+  if (pred.size(2) != K)
+    throw UserError(fmt::format("{} stream: the decoder predicts {} values per cell but the targets have {} (the "
+                                "decoders' vocab_size must be 0, taking the tokenizer's target_dim)",
+                                stream, pred.size(2), K));
+  const torch::Tensor w = sel.to(torch::kFloat);
+  const torch::Tensor t = tgt.to(torch::kFloat);
+  std::map<std::string, torch::Tensor> out;
+  out["loss_" + stream] = masked_mean((pred.to(torch::kFloat) - t).pow(2).mean(-1), w);
+  {
+    torch::NoGradGuard no_grad;
+    out["zero_" + stream] = masked_mean(t.pow(2).mean(-1), w);
+  }
+  return out;
+}
+
 }  // namespace bevt::host::train

@@ -15,6 +15,13 @@ namespace bevt::host::train {
 std::map<std::string, torch::Tensor> masked_token_terms(const torch::Tensor& logits, const torch::Tensor& tokens,
                                                         const torch::Tensor& mask, const std::string& stream);
 
+// Regression targets (a tokenizer with target_dim() > 0): the mean squared error over the masked cells as
+// "loss_<stream>" (each cell's error averaged over its K values, as MAE's loss), and "zero_<stream>", the error of
+// predicting zeros (for normalised targets: the variance a model has to explain). pred [B, L, K]; targets
+// [B, ..., K] and mask [B, ...] with L cells each. UserError when L or K differ.
+std::map<std::string, torch::Tensor> masked_regression_terms(const torch::Tensor& pred, const torch::Tensor& targets,
+                                                             const torch::Tensor& mask, const std::string& stream);
+
 // The copy baseline: the accuracy of predicting every masked token of a sample as that sample's most
 // frequent visible token (ties: the smallest id; a sample with nothing visible predicts id 0). It reads the
 // visible tokens, which the encoder never sees (it sees pixels), so it measures how much the context gives

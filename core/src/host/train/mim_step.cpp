@@ -4,27 +4,45 @@
 
 namespace bevt::host::train {
 
+namespace {
+// The stream's targets on the view's cells: token ids [N, h, w], or regression targets [N, h, w, K].
+torch::Tensor stream_targets(Tokenizer& tokenizer, const torch::Tensor& views) {
+  if (tokenizer.target_dim() == 0) return tokenizer.tokenize(views);
+  torch::NoGradGuard no_grad;
+  return tokenizer.targets(views).permute({0, 2, 3, 1});
+}
+
+std::map<std::string, torch::Tensor> terms_of(Tokenizer& tokenizer, const torch::Tensor& out,
+                                              const torch::Tensor& targets, const torch::Tensor& mask,
+                                              const std::string& stream) {
+  if (tokenizer.target_dim() == 0) return masked_token_terms(out, targets, mask, stream);
+  return masked_regression_terms(out, targets, mask, stream);
+}
+}  // namespace
+
 std::map<std::string, torch::Tensor> mim_stream_terms(const std::string& stream, Backbone& backbone, Head& head,
                                                       Tokenizer& tokenizer, const torch::Tensor& input,
                                                       const torch::Tensor& view, const MaskForGrid& mask_for,
                                                       torch::Tensor* targets) {
   if (stream == "image") {
-    torch::Tensor tokens = tokenizer.tokenize(view);  // [B, h, w]
-    if (targets) *targets = tokens.flatten(1);
+    torch::Tensor tokens = stream_targets(tokenizer, view);  // [B, h, w] (regression: [B, h, w, K])
+    if (targets) *targets = tokens.flatten(1, 2);
     torch::Tensor mask = mask_for({1, tokens.size(1), tokens.size(2)}).squeeze(1);
     Features f = backbone.forward_image(input, mask);
-    return masked_token_terms(head.forward(f, backbone), tokens, mask, "image");
+    return terms_of(tokenizer, head.forward(f, backbone), tokens, mask, "image");
   }
   const int64_t B = view.size(0), T = view.size(1);
-  torch::Tensor tokens = tokenizer.tokenize(view.flatten(0, 1));
-  tokens = tokens.reshape({B, T, tokens.size(1), tokens.size(2)});  // every frame is a target
-  if (targets) *targets = tokens.flatten(1);
+  torch::Tensor tokens = stream_targets(tokenizer, view.flatten(0, 1));
+  std::vector<int64_t> shape{B, T, tokens.size(1), tokens.size(2)};
+  if (tokens.dim() == 4) shape.push_back(tokens.size(3));
+  tokens = tokens.reshape(shape);  // every frame is a target
+  if (targets) *targets = tokens.flatten(1, 3);
   auto grid = backbone.spec().token_grid(input.size(2), input.size(3), input.size(4));
   torch::Tensor mask = mask_for({grid[0], tokens.size(2), tokens.size(3)});
   Features f = backbone.forward_video(input, mask);
   // Targets are per frame: a masked temporal slot masks each frame it covers.
   torch::Tensor frame_mask = mask.repeat_interleave(T / grid[0], 1);
-  return masked_token_terms(head.forward(f, backbone), tokens, frame_mask, "video");
+  return terms_of(tokenizer, head.forward(f, backbone), tokens, frame_mask, "video");
 }
 
 torch::Tensor to_device(const torch::Tensor& t, const torch::Device& device) {

@@ -20,7 +20,9 @@ using MaskForGrid = std::function<torch::Tensor(const std::array<int64_t, 3>& gr
 
 // stream: "image" (input [B,3,H,W], view [B,3,h,w]) or "video" (input [B,3,T,H,W], view [B,T,3,h,w], a target
 // per frame). Returns loss_<stream>, acc_<stream> and copy_<stream>; with `targets`, also stores there the
-// tokenizer's targets [B, L] (int64; video: L = T·h·w in (t, h, w) order), which are not a logged term.
+// tokenizer's targets [B, L] (int64; video: L = T·h·w in (t, h, w) order), which are not a logged term. A
+// regression tokenizer (target_dim() > 0): loss_<stream> is the masked mean squared error, zero_<stream> the
+// error of predicting zeros, and the targets are [B, L, K] floats.
 std::map<std::string, torch::Tensor> mim_stream_terms(const std::string& stream, Backbone& backbone, Head& head,
                                                       Tokenizer& tokenizer, const torch::Tensor& input,
                                                       const torch::Tensor& view, const MaskForGrid& mask_for,
