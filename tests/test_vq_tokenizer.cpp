@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <array>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -290,6 +291,56 @@ TEST(vq_tokenizer, CentredTokensIgnoreAGlobalColourShiftAndItsWeightsSayCentred)
   }
 }
 
+// A silhouette drawn in two colours: the object brighter than the background, as the generator draws them.
+torch::Tensor silhouette(const torch::Tensor& mask, const std::array<double, 3>& bg, const std::array<double, 3>& fg) {
+  auto c = [](const std::array<double, 3>& v) { return torch::tensor({v[0], v[1], v[2]}).view({1, 3, 1, 1}); };
+  torch::Tensor m = mask.to(torch::kFloat32).unsqueeze(1);
+  return c(bg) * (1 - m) + c(fg) * m;
+}
+
+TEST(vq_tokenizer, LumaTokensTellTheSilhouetteNotItsColoursAndReplicatePaddingKeepsFlatCellsAlike) {
+  torch::manual_seed(4);
+  torch::Generator gen = at::detail::createCPUGenerator(9);
+  auto luma = make("vq", "input = \"luma\"\npadding = \"replicate\"\n");
+  auto plain = make("vq", "");
+  luma->eval();
+  plain->eval();
+  // Four random blobs of 8x8 blocks on a 32x32 frame, in two colour schemes with the object the brighter one.
+  torch::Tensor mask = torch::rand({4, 1, 4, 4}, gen) < 0.3;
+  mask = mask.repeat_interleave(8, 2).repeat_interleave(8, 3).squeeze(1);
+  torch::Tensor a = silhouette(mask, {0.10, 0.25, 0.15}, {0.95, 0.60, 0.20});
+  torch::Tensor b = silhouette(mask, {0.30, 0.05, 0.20}, {0.40, 0.90, 0.95});
+  EXPECT_TRUE(torch::equal(luma->tokenize(a), luma->tokenize(b)));
+  EXPECT_FALSE(torch::equal(plain->tokenize(a), plain->tokenize(b)));
+  // What the encoder sees (and the decoder reconstructs): zero mean, unit deviation, the same in all 3 channels.
+  torch::Tensor p = luma->prepare(a);
+  EXPECT_LT(p.mean({2, 3}).abs().max().item<double>(), 1e-5);
+  EXPECT_NEAR(p.pow(2).mean({2, 3}).sqrt().min().item<double>(), 1.0, 1e-4);
+  EXPECT_TRUE(torch::equal(p.select(1, 0), p.select(1, 2)));
+  // A flat frame: every cell the same code with replicated borders; zero padding sets the border cells apart.
+  torch::Tensor flat = torch::full({1, 3, 32, 32}, 0.4);
+  auto rep = make("vq", "padding = \"replicate\"\n");
+  rep->eval();
+  EXPECT_EQ(std::get<0>(at::_unique(rep->tokenize(flat))).numel(), 1);
+  EXPECT_EQ(std::get<0>(at::_unique(luma->tokenize(flat))).numel(), 1);
+  torch::Tensor zl = plain->logits(plain->prepare(flat));
+  EXPECT_FALSE(torch::allclose(zl.select(2, 0).select(2, 0), zl.select(2, 1).select(2, 1)));
+  // The weights say how they were trained: loading them into the other configuration is a clear error.
+  auto w = luma->export_weights();
+  EXPECT_TRUE(w.count("input_luma") && w.count("pad_replicate"));
+  const std::string lpath = tmp("vq_luma.safetensors");
+  bevt::save_safetensors(lpath, w);
+  EXPECT_TRUE(torch::equal(
+      make("vq", "input = \"luma\"\npadding = \"replicate\"\nweights = \"" + lpath + "\"\n")->tokenize(a),
+      luma->tokenize(a)));
+  auto err = bevt::test::error_of([&] { make("vq", "weights = \"" + lpath + "\"\n"); });
+  EXPECT_NE(err.find("input_luma"), std::string::npos) << err;
+  EXPECT_NE(err.find("input rgb, padding zeros"), std::string::npos) << err;
+  EXPECT_THROW(make("vq", "input = \"hsv\"\n"), bevt::UserError);
+  EXPECT_THROW(make("vq", "padding = \"reflect\"\n"), bevt::UserError);
+  EXPECT_THROW(make("vq", "input = \"luma\"\ncentre = true\n"), bevt::UserError);
+}
+
 TEST(vq_tokenizer, BadInputAndBadKeys) {
   auto tok = make("vq", "");
   EXPECT_THROW(tok->tokenize(torch::rand({2, 3, 32, 32}) * 2), bevt::UserError);
@@ -567,3 +618,36 @@ TEST(vq_tokenizer, PecoBadAdversarialKeys) {
 }
 
 }  // namespace
+
+// `pixels`: MAE's normalised-pixel regression targets (no weights, nothing trained).
+TEST(pixel_targets, PatchifyOrderNormalisationAndShapes) {
+  torch::Generator gen = at::detail::createCPUGenerator(3);
+  torch::Tensor img = torch::rand({2, 3, 32, 32}, gen);
+  auto raw = make("pixels", "input_size = 32\ndownsample = 8\nnorm = \"none\"\n");
+  EXPECT_EQ(raw->target_dim(), 192);
+  EXPECT_EQ(raw->vocab_size(), 192);  // the decoders' lm_head outputs
+  torch::Tensor t = raw->targets(img);
+  ASSERT_EQ(t.sizes(), (std::vector<int64_t>{2, 192, 4, 4}));
+  // MAE's patchify order: value k = (row * 8 + column) * 3 + channel of the cell.
+  for (auto [n, i, j, py, px, c] : {std::array<int64_t, 6>{0, 0, 0, 0, 0, 0}, {1, 2, 3, 5, 1, 2}, {0, 3, 1, 7, 6, 1}})
+    EXPECT_EQ(t[n][(py * 8 + px) * 3 + c][i][j].item<float>(), img[n][c][i * 8 + py][j * 8 + px].item<float>());
+  // norm = "patch": each cell's vector has mean 0 and (unbiased) variance 1.
+  torch::Tensor z = make("pixels", "input_size = 32\ndownsample = 8\n")->targets(img);
+  EXPECT_LT(z.mean(1).abs().max().item<double>(), 1e-5);
+  EXPECT_LT((z.var(1, /*unbiased=*/true) - 1).abs().max().item<double>(), 1e-3);
+  // luma: one value per pixel, the BT.601 luminance; a flat cell gives zeros (up to the rounding of its mean).
+  auto luma = make("pixels", "input_size = 32\ndownsample = 8\nluma = true\nnorm = \"none\"\n");
+  EXPECT_EQ(luma->target_dim(), 64);
+  torch::Tensor y = luma->targets(img);
+  EXPECT_NEAR(y[1][9][2][0].item<float>(),
+              (0.299 * img[1][0][17][1] + 0.587 * img[1][1][17][1] + 0.114 * img[1][2][17][1]).item<float>(), 1e-6);
+  torch::Tensor flat = make("pixels", "input_size = 32\ndownsample = 8\nluma = true\n")->targets(torch::full({1, 3, 32, 32}, 0.3));
+  EXPECT_LT(flat.abs().max().item<double>(), 1e-4);
+  // It serves pre-training only, and says so; bad keys and views are one-line errors.
+  EXPECT_THROW(raw->tokenize(img), bevt::UserError);
+  EXPECT_THROW(raw->targets(torch::rand({1, 3, 30, 32})), bevt::UserError);
+  EXPECT_THROW(raw->targets(img * 2), bevt::UserError);
+  EXPECT_THROW(make("pixels", "input_size = 30\ndownsample = 8\n"), bevt::UserError);
+  EXPECT_THROW(make("pixels", "norm = \"l2\"\n"), bevt::UserError);
+  EXPECT_TRUE(raw->export_weights().empty());
+}

@@ -20,6 +20,10 @@
 // initialised from the first training batch's encoder outputs. A conv decoder mirrors the encoder (nearest 2x
 // upsampling + 3x3 conv per level) and reconstructs the [-1,1] image.
 //
+// Options for targets that tell shape rather than colour (the miniature's tokenizer, docs/ablations.md): input =
+// "luma" feeds the standardised luminance, padding = "replicate" keeps flat regions alike up to the border, and
+// local = true encodes each token's patch on its own, so a token is the silhouette fragment in its cell.
+//
 // logits(prepared) = -||z - e_k||^2 = 2 cos(z, e_k) - 2 for every code k → [N, vocab, h, w]; argmax = nearest
 // code, which is what the SDK's tokenize() and this class's (chunked) tokenize() return.
 //
@@ -57,12 +61,20 @@ namespace {
 
 namespace F = torch::nn::functional;
 
+// A 3x3 convolution with padding 1: zero padding, or replicated border pixels (then a uniform image stays uniform
+// through the encoder, so its cells cannot tell the border from the inside).
+torch::nn::Conv2dOptions conv3x3(int64_t in, int64_t out, bool replicate, int64_t stride = 1) {
+  auto o = torch::nn::Conv2dOptions(in, out, 3).stride(stride).padding(1);
+  if (replicate) o.padding_mode(torch::kReplicate);
+  return o;
+}
+
 // Pre-activation residual block: x + conv1x1(relu(conv3x3(relu(x)))), inner width ch/2 (at least 8).
 class ResBlock : public torch::nn::Module {
  public:
-  explicit ResBlock(int64_t ch) {
+  explicit ResBlock(int64_t ch, bool replicate = false) {
     const int64_t mid = std::max<int64_t>(8, ch / 2);
-    conv1_ = register_module("conv1", torch::nn::Conv2d(torch::nn::Conv2dOptions(ch, mid, 3).padding(1)));
+    conv1_ = register_module("conv1", torch::nn::Conv2d(conv3x3(ch, mid, replicate)));
     conv2_ = register_module("conv2", torch::nn::Conv2d(torch::nn::Conv2dOptions(mid, ch, 1)));
   }
   torch::Tensor forward(const torch::Tensor& x) {
@@ -80,6 +92,9 @@ struct VqOptions {
   int64_t dead_code_window = 20;
   std::string recon_loss = "l2";
   bool centre = false;  // subtract each image's mean colour before encoding
+  std::string input = "rgb";      // "luma": each image's standardised luminance (replicated to 3 channels)
+  std::string padding = "zeros";  // the encoder's 3x3 convolutions: "zeros" | "replicate"
+  bool local = false;             // each token from its own downsample x downsample patch alone
 };
 
 int64_t levels_of(int64_t downsample) {
@@ -93,17 +108,17 @@ class Encoder : public torch::nn::Module {
   explicit Encoder(const VqOptions& o) {
     const int64_t L = levels_of(o.downsample);
     auto ch = [&](int64_t i) { return o.hidden * (o.channel_mult.empty() ? 1 : o.channel_mult[size_t(i)]); };
-    conv_in_ = register_module("conv_in", torch::nn::Conv2d(torch::nn::Conv2dOptions(3, ch(0), 3).padding(1)));
+    const bool rp = o.padding == "replicate";
+    conv_in_ = register_module("conv_in", torch::nn::Conv2d(conv3x3(3, ch(0), rp)));
     auto down = register_module("down", std::make_shared<torch::nn::Module>());
     for (int64_t i = 0; i < L; ++i) {
       auto lvl = down->register_module(std::to_string(i), std::make_shared<torch::nn::Module>());
       const int64_t out = ch(std::min(i + 1, L - 1));
-      res_.push_back(lvl->register_module("res", std::make_shared<ResBlock>(ch(i))));
-      down_.push_back(lvl->register_module(
-          "conv", torch::nn::Conv2d(torch::nn::Conv2dOptions(ch(i), out, 3).stride(2).padding(1))));
+      res_.push_back(lvl->register_module("res", std::make_shared<ResBlock>(ch(i), rp)));
+      down_.push_back(lvl->register_module("conv", torch::nn::Conv2d(conv3x3(ch(i), out, rp, 2))));
     }
     const int64_t top = L > 0 ? ch(L - 1) : ch(0);
-    mid_ = register_module("mid", std::make_shared<ResBlock>(top));
+    mid_ = register_module("mid", std::make_shared<ResBlock>(top, rp));
     conv_out_ = register_module("conv_out", torch::nn::Conv2d(torch::nn::Conv2dOptions(top, o.code_dim, 1)));
   }
   torch::Tensor forward(const torch::Tensor& x) {
@@ -340,6 +355,18 @@ std::vector<bevt::KeySpec> common_keys(const VqOptions& d) {
           "subtract each image's mean colour before encoding (and reconstruct the centred image): codes then "
           "tell shapes and edges rather than the absolute colour. Weights trained with it hold a marker "
           "buffer, so they load only with centre = true"),
+      key("input", d.input,
+          "what the encoder sees: \"rgb\" (the image in [-1,1]) | \"luma\" (each image's luminance less its mean, "
+          "divided by its standard deviation: codes then tell the silhouette, not the colour or the contrast; the "
+          "decoder reconstructs that). Weights trained with luma hold a marker buffer (input_luma)"),
+      key("local", d.local,
+          "encode every downsample x downsample patch on its own (and decode it so): a token then depends on its "
+          "patch alone, not on the whole image the convolutions would otherwise see. With input = \"luma\" each "
+          "patch is standardised on its own: a flat patch gives one code, an edge or corner its shape's. Weights "
+          "trained with it hold a marker buffer (local_patches)"),
+      key("padding", d.padding,
+          "padding of the encoder's 3x3 convolutions: \"zeros\" | \"replicate\" (a flat region gets the same code "
+          "at the border as inside). Weights trained with replicate hold a marker buffer (pad_replicate)"),
       key("weights", "",
           "safetensors file of a trained tokenizer (export_weights); loaded at construction, the tokenizer is then "
           "frozen (eval, no grad) until train() is called. \"\" = random init"),
@@ -376,6 +403,9 @@ class VqTokenizer : public bevt::Tokenizer {
     o_.dead_code_window = cfg.get_int("dead_code_window");
     o_.recon_loss = cfg.get_string("recon_loss");
     o_.centre = cfg.get_bool("centre");
+    o_.input = cfg.get_string("input");
+    o_.padding = cfg.get_string("padding");
+    o_.local = cfg.get_bool("local");
     auto need = [&](bool ok, const char* k, const std::string& what) {
       if (!ok) throw bevt::UserError(need_msg(cfg, k, what));
     };
@@ -394,6 +424,9 @@ class VqTokenizer : public bevt::Tokenizer {
     need(o_.ema_decay >= 0 && o_.ema_decay < 1, "ema_decay", "in [0, 1)");
     need(o_.dead_code_window >= 1, "dead_code_window", ">= 1");
     need(o_.recon_loss == "l1" || o_.recon_loss == "l2", "recon_loss", "\"l1\" or \"l2\"");
+    need(o_.input == "rgb" || o_.input == "luma", "input", "\"rgb\" or \"luma\"");
+    need(o_.padding == "zeros" || o_.padding == "replicate", "padding", "\"zeros\" or \"replicate\"");
+    need(!(o_.centre && o_.input == "luma"), "centre", "false with input = \"luma\" (luma already subtracts the mean)");
 
     const uint64_t seed = bevt::Rng::derive(ctx.seed, {0x76715f746f6bULL /* "vq_tok" */, peco ? 1ULL : 0ULL});
     encoder_ = register_module("encoder", std::make_shared<Encoder>(o_));
@@ -402,6 +435,9 @@ class VqTokenizer : public bevt::Tokenizer {
     decoder_ = register_module("decoder", std::make_shared<Decoder>(o_));
     // A marker in the state: centred and uncentred weights never load into each other's configuration.
     if (o_.centre) register_buffer("input_centre", torch::ones({1}));
+    if (o_.input == "luma") register_buffer("input_luma", torch::ones({1}));
+    if (o_.padding == "replicate") register_buffer("pad_replicate", torch::ones({1}));
+    if (o_.local) register_buffer("local_patches", torch::ones({1}));
 
     const std::string path = cfg.get_string("weights");
     loaded_ = !path.empty();
@@ -431,6 +467,28 @@ class VqTokenizer : public bevt::Tokenizer {
 
   torch::Tensor prepare(const torch::Tensor& images) override {
     torch::Tensor x = images.to(torch::kFloat32) * 2.0 - 1.0;
+    if (o_.input == "luma") {
+      // ITU-R BT.601 weights. The floor on the deviation keeps a flat image (deviation 0) at zero instead of
+      // amplifying its codec noise.
+      torch::Tensor y = x.select(1, 0) * 0.299 + x.select(1, 1) * 0.587 + x.select(1, 2) * 0.114;
+      y = y.unsqueeze(1);
+      if (o_.local) {  // per patch: the mean and deviation of each downsample x downsample cell
+        const int64_t d = o_.downsample;
+        auto per_cell = [d](const torch::Tensor& t) {
+          return F::avg_pool2d(t, F::AvgPool2dFuncOptions(d)).repeat_interleave(d, 2).repeat_interleave(d, 3);
+        };
+        y = y - per_cell(y);
+        // A cell whose deviation is under 0.1 (a tenth of the generator's weakest silhouette contrast; a resize's
+        // faint tail, codec noise) counts as flat and becomes exactly zero: every flat cell then gets one code
+        // bit for bit, where dividing its rounding noise by a small floor would pick among near-tied codes.
+        torch::Tensor dev = per_cell(y.pow(2)).sqrt();
+        y = torch::where(dev < 0.1, torch::zeros_like(y), y / dev.clamp_min(0.1));
+      } else {
+        y = y - y.mean({2, 3}, /*keepdim=*/true);
+        y = y / y.pow(2).mean({2, 3}, /*keepdim=*/true).sqrt().clamp_min(0.02);
+      }
+      return y.expand({-1, 3, -1, -1}).contiguous();
+    }
     return o_.centre ? x - x.mean({2, 3}, /*keepdim=*/true) : x;
   }
 
@@ -505,7 +563,7 @@ class VqTokenizer : public bevt::Tokenizer {
     torch::Tensor zq = quantize_->embedding.index_select(0, idx).detach();
     torch::Tensor commit = o_.beta * (flat - zq).pow(2).sum(1).mean();
     torch::Tensor st = flat + (zq - flat).detach();  // straight-through estimator
-    torch::Tensor recon_img = decoder_->forward(st.reshape({N, h, w, o_.code_dim}).permute({0, 3, 1, 2}));
+    torch::Tensor recon_img = decode(st.reshape({N, h, w, o_.code_dim}).permute({0, 3, 1, 2}));
     torch::Tensor recon = o_.recon_loss == "l1" ? (recon_img - x).abs().mean() : (recon_img - x).pow(2).mean();
 
     bevt::TokenizerLoss out;
@@ -546,9 +604,10 @@ class VqTokenizer : public bevt::Tokenizer {
     } catch (const bevt::UserError& e) {
       throw bevt::UserError(fmt::format(
           "{} (the {} tokenizer is configured for vocab_size {}, code_dim {}, downsample {}, hidden {}, "
-          "channel_mult [{}], centre {}; set those keys to match the weights, or retrain with {})",
+          "channel_mult [{}], centre {}, input {}, padding {}, local {}; set those keys to match the weights, or "
+          "retrain with {})",
           e.what(), name_, o_.vocab, o_.code_dim, o_.downsample, o_.hidden, fmt::join(o_.channel_mult, ","),
-          o_.centre, how_to_train()));
+          o_.centre, o_.input, o_.padding, o_.local, how_to_train()));
     }
   }
 
@@ -576,8 +635,26 @@ class VqTokenizer : public bevt::Tokenizer {
                                         name_, x.size(2), x.size(3), o_.downsample));
   }
 
+  // [N, D, h, w] unit vectors. local: the patches go through the encoder as a batch of d x d images.
   torch::Tensor encode(const torch::Tensor& prepared) {
-    return F::normalize(encoder_->forward(prepared), F::NormalizeFuncOptions().dim(1).eps(1e-6));
+    torch::Tensor z;
+    if (o_.local) {
+      const int64_t N = prepared.size(0), C = prepared.size(1), d = o_.downsample;
+      const int64_t h = prepared.size(2) / d, w = prepared.size(3) / d;
+      torch::Tensor patches = prepared.reshape({N, C, h, d, w, d}).permute({0, 2, 4, 1, 3, 5}).reshape({-1, C, d, d});
+      z = encoder_->forward(patches).reshape({N, h, w, -1}).permute({0, 3, 1, 2});
+    } else {
+      z = encoder_->forward(prepared);
+    }
+    return F::normalize(z, F::NormalizeFuncOptions().dim(1).eps(1e-6));
+  }
+
+  // Codes [N, D, h, w] → images [N, 3, h * d, w * d]; local: each code decoded to its patch alone.
+  torch::Tensor decode(const torch::Tensor& z) {
+    if (!o_.local) return decoder_->forward(z);
+    const int64_t N = z.size(0), D = z.size(1), h = z.size(2), w = z.size(3), d = o_.downsample;
+    torch::Tensor cells = decoder_->forward(z.permute({0, 2, 3, 1}).reshape({-1, D, 1, 1}));  // [N*h*w, 3, d, d]
+    return cells.reshape({N, h, w, 3, d, d}).permute({0, 3, 1, 4, 2, 5}).reshape({N, 3, h * d, w * d});
   }
 
   void freeze() {
