@@ -89,6 +89,10 @@ void make_fixture_runs(const fs::path& d) {
     }
     write_jsonl(d / name / "metrics.jsonl", m);
   }
+  // A video-stream run with regression (pixel) targets: masked MSE 0.25 where predicting zeros costs 0.5.
+  write_json(d / "pre_pix" / "results.json", {{"mode", "pretrain"}, {"steps", 20}, {"streams", {"video"}}});
+  write_jsonl(d / "pre_pix" / "metrics.jsonl",
+              {{{"step", 20}, {"lr", 1e-3}, {"loss", 0.25}, {"loss_video", 0.25}, {"zero_video", 0.5}}});
   for (const auto& [name, final_top1] : std::vector<std::pair<std::string, double>>{{"ft_i", 0.4}, {"ft_bevt", 0.625}}) {
     write_json(d / name / "results.json", {{"mode", "finetune"}, {"steps", 30}, {"top1", final_top1}});
     std::vector<nlohmann::json> m;
@@ -118,6 +122,7 @@ void make_fixture_runs(const fs::path& d) {
                {{{"work_dir", (d / "img_sup").string()}, {"row", "Image Sup"}},
                 {{"work_dir", (d / "pre_i").string()}, {"row", "BEVT-I"}},
                 {{"work_dir", (d / "pre_bevt").string()}, {"row", "BEVT"}},
+                {{"work_dir", (d / "pre_pix").string()}, {"row", "BEVT-V pixels"}},
                 {{"work_dir", (d / "ft_i").string()}, {"row", "BEVT-I"}, {"column", "synthetic"}},
                 {{"work_dir", (d / "ft_bevt").string()}, {"row", "BEVT"}, {"column", "synthetic"}},
                 {{"work_dir", (d / "probe_bevt").string()}, {"row", "BEVT"}, {"column", "synthetic"}}}}});
@@ -151,6 +156,8 @@ TEST(Report, TablesAndPlotsFromFinishedRuns) {
   std::string pre = read_text(d / "out" / "pretrain.csv");
   EXPECT_TRUE(contains(pre, "BEVT-I,image,40,3.000,40.0,,,,\n")) << pre;
   EXPECT_TRUE(contains(pre, "BEVT,image+video,40,3.000,40.0,12.5,3.000,40.0,12.5\n")) << pre;
+  EXPECT_TRUE(contains(pre, "BEVT-V pixels,video,20,,,,0.250,50.0,\n")) << pre;
+  EXPECT_TRUE(contains(md, "share of the targets' variance explained")) << md;
   // Image Sup is a pre-training row, not a fine-tuning cell.
   EXPECT_TRUE(contains(pre, "Image Sup,supervised,30,0.250,95.0,,,,\n")) << pre;
   EXPECT_FALSE(contains(ft, "Image Sup")) << ft;

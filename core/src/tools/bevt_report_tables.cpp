@@ -222,7 +222,7 @@ Table pretrain_table(const std::vector<Run>& runs) {
   t.title = "Pre-training: last logged loss, masked-token accuracy and its copy baseline (%) per stream";
   t.header = {"pre-training", "streams", "steps",       "loss image", "acc image",
               "copy image",   "loss video", "acc video", "copy video"};
-  bool supervised = false;
+  bool supervised = false, regression = false;
   for (const auto& r : runs) {
     if (!r.is_pretraining()) continue;
     std::string streams;
@@ -241,11 +241,17 @@ Table pretrain_table(const std::vector<Run>& runs) {
         acc_key = std::string(s) == "image" ? "acc_train" : "-";
         copy_key = "-";
       }
-      std::optional<double> loss, acc, copy;
+      std::optional<double> loss, acc, copy, zero;
       for (auto it = r.metrics.rbegin(); it != r.metrics.rend() && !loss; ++it) {
         loss = number_at(*it, {loss_key});
         acc = number_at(*it, {acc_key});
         copy = number_at(*it, {copy_key});
+        zero = number_at(*it, {std::string("zero_") + s});
+      }
+      // Regression targets (pixels): no accuracy; the share of the targets' variance explained stands in.
+      if (loss && zero && !acc && *zero > 0) {
+        acc = 1.0 - *loss / *zero;
+        regression = true;
       }
       line.push_back(loss ? fmt::format("{:.3f}", *loss) : "");
       line.push_back(acc ? pct(*acc) : "");
@@ -256,6 +262,10 @@ Table pretrain_table(const std::vector<Run>& runs) {
   if (supervised)
     t.note = "supervised: image classification (Image Sup); its image columns are the classification loss and "
              "training accuracy.";
+  if (regression)
+    t.note += std::string(t.note.empty() ? "" : " ") +
+              "Regression targets (pixels): the loss is the masked mean squared error and 'acc' the share of the "
+              "targets' variance explained, 1 - loss / (loss of predicting zeros); no copy baseline.";
   return t;
 }
 
