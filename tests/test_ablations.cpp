@@ -491,6 +491,36 @@ TEST(Ablations, ImageStreamCheckpointInflates) {
   EXPECT_TRUE(torch::equal(bevt::state_dict(*plain).at("patch_embed.proj.weight"), w.at("patch_embed.proj.weight")));
 }
 
+TEST(Ablations, AnInflatedImageCheckpointCannotTellAClipFromItsReversal) {
+  // Why BEVT from an inflated BEVT-I cannot tell a left drift from a right one in the miniature
+  // (docs/ablations.md, Issue #18): the official inflation (the 2D kernel repeated over a patch's frames, the
+  // Δt = 0 table slice for every Δt) makes the encoder symmetric in time, so a clip played backwards gives the
+  // same features in reverse order. Exactly so while the window fits the stage (stages 1-2 of 32x32 input);
+  // where the official code clamps the window to a smaller stage, its relative-position indexing (the first
+  // N entries of the full window's index) breaks the symmetry a little. A model with its own (random) 3D
+  // weights tells a clip from its reversal at every stage.
+  auto src = swin_test::build(swin_test::tiny({{"window_size", "[2, 4, 4]"}}), 1);
+  bevt::TensorMap w = bevt::state_dict(*src);
+  auto inflated = swin_test::build(swin_test::tiny({{"window_size", "[2, 4, 4]"}, {"inflate_2d", "true"}}), 2);
+  bevt::LoadOptions o;
+  o.strict = false;
+  inflated->load_weights(w, o);
+  torch::manual_seed(5);
+  const torch::Tensor clip = torch::randn({2, 3, 8, 32, 32});
+  torch::NoGradGuard ng;
+  // Relative difference between the features of the clip and those of its reversal, flipped back in time.
+  auto asymmetry = [&](bevt::Backbone& bb, const std::string& feature) {
+    bb.eval();
+    const torch::Tensor a = bb.forward_video(clip).at(feature), b = bb.forward_video(clip.flip(2)).at(feature);
+    EXPECT_EQ(a.dim(), 5);  // [B, C, T', H', W']
+    return swin_test::rel_err(b.flip(2), a);
+  };
+  EXPECT_LT(asymmetry(*inflated, "stage2"), 1e-5);
+  EXPECT_LT(asymmetry(*inflated, "out"), 1e-2);
+  EXPECT_GT(asymmetry(*src, "stage2"), 0.5);
+  EXPECT_GT(asymmetry(*src, "out"), 0.5);
+}
+
 TEST(Experiments, EveryShippedExperimentComposes) {
   // Every experiment file under experiments/ (bases and plan files aside) becomes a typed Experiment and
   // composes against the real plugins: known slots, each plugin's keys, and the slots its mode needs.
