@@ -245,6 +245,32 @@ TEST(DevicePlacement, WholeBevtTrainerStepOnMeta) {
   for (const auto& p : opt.params()) EXPECT_TRUE(p.param.is_meta()) << p.name;
 }
 
+// The same step with regression targets (the pixels plugin): targets, masked MSE and its gradient on meta.
+// norm = "none": torch's var(), which the per-cell normalisation uses, has no meta kernel in C++ (it creates no
+// tensor either, so the placement check loses nothing).
+TEST(DevicePlacement, PixelTargetStepOnMeta) {
+  meta_device::MetaDeviceCheck check;
+  auto tok = tokenizer("plugin = \"pixels\"\ninput_size = 16\ndownsample = 8\nnorm = \"none\"\n");
+  ASSERT_EQ(tok->target_dim(), 192);
+  auto backbone = swin_test::build(swin());
+  auto head = swin_test::build_head("mim_video", *backbone, tok->target_dim());
+  bevt::module_to(*backbone, kMeta);
+  bevt::module_to(*head, kMeta);
+  bevt::module_to(*tok, kMeta);
+  const int64_t B = 2;
+  auto mask_for = [&](const std::array<int64_t, 3>& g) { return meta({B, g[0], g[1], g[2]}, torch::kBool); };
+  torch::Tensor targets;
+  auto terms = tr::mim_stream_terms("video", *backbone, *head, *tok, meta({B, 3, 4, 32, 32}),
+                                    meta({B, 4, 3, 16, 16}), mask_for, &targets);
+  ASSERT_EQ(terms.count("loss_video") + terms.count("zero_video"), 2u);
+  for (const auto& [k, v] : terms) EXPECT_TRUE(v.is_meta()) << k;
+  EXPECT_TRUE(targets.is_meta());
+  EXPECT_EQ(targets.sizes(), (std::vector<int64_t>{B, 4 * 2 * 2, 192}));
+  terms.at("loss_video").backward();
+  for (const auto& p : head->parameters())
+    if (p.grad().defined()) EXPECT_TRUE(p.grad().is_meta());
+}
+
 // Module::to gives each parameter new storage: the tied classifier must be tied again after any move, so that
 // both names share one tensor and the optimiser sees (and updates) it once.
 TEST(DevicePlacement, TiedClassifierSurvivesDeviceAndDtypeMoves) {

@@ -649,5 +649,6 @@ TEST(pixel_targets, PatchifyOrderNormalisationAndShapes) {
   EXPECT_THROW(raw->targets(img * 2), bevt::UserError);
   EXPECT_THROW(make("pixels", "input_size = 30\ndownsample = 8\n"), bevt::UserError);
   EXPECT_THROW(make("pixels", "norm = \"l2\"\n"), bevt::UserError);
+  EXPECT_THROW(make("pixels", "input_size = 8\ndownsample = 1\nluma = true\n"), bevt::UserError);
   EXPECT_TRUE(raw->export_weights().empty());
 }

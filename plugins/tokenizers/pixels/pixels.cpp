@@ -45,6 +45,8 @@ class Pixels : public bevt::Tokenizer {
     need(input_ > 0 && input_ % d_ == 0, "input_size", fmt::format("a positive multiple of downsample = {}", d_));
     need(norm_ == "patch" || norm_ == "none", "norm", "\"patch\" or \"none\"");
     need(eps_ > 0, "eps", "> 0");
+    need(norm_ != "patch" || target_dim() >= 2, "downsample",
+         ">= 2 with luma = true and norm = \"patch\" (a one-value cell has no variance to normalise)");
   }
 
   int64_t target_dim() const override { return d_ * d_ * (luma_ ? 1 : 3); }
