@@ -267,8 +267,11 @@ TEST(DevicePlacement, PixelTargetStepOnMeta) {
   EXPECT_TRUE(targets.is_meta());
   EXPECT_EQ(targets.sizes(), (std::vector<int64_t>{B, 4 * 2 * 2, 192}));
   terms.at("loss_video").backward();
-  for (const auto& p : head->parameters())
-    if (p.grad().defined()) EXPECT_TRUE(p.grad().is_meta());
+  for (const auto& p : head->parameters()) {
+    if (p.grad().defined()) {
+      EXPECT_TRUE(p.grad().is_meta());
+    }
+  }
 }
 
 // Module::to gives each parameter new storage: the tied classifier must be tied again after any move, so that
