@@ -67,6 +67,10 @@ class Tokenizer : public torch::nn::Module {
 // for it (the pre-training runner checks its views on the host, before the copy).
 void check_unit_range(const torch::Tensor& images, const std::string& who);
 
+// The ITU-R BT.601 luminance 0.299 R + 0.587 G + 0.114 B of images [N, 3, H, W], as [N, 1, H, W] in their own
+// range (the weights sum to 1): what tokenizers that ignore colour (vq's input = "luma", pixels' luma) start from.
+torch::Tensor luminance(const torch::Tensor& images);
+
 template <>
 struct KindOf<Tokenizer> {
   static constexpr Kind value = Kind::Tokenizer;

@@ -67,6 +67,10 @@ void check_unit_range(const torch::Tensor& images, const std::string& who) {
                                 who, lo, hi));
 }
 
+torch::Tensor luminance(const torch::Tensor& images) {
+  return (images.select(1, 0) * 0.299 + images.select(1, 1) * 0.587 + images.select(1, 2) * 0.114).unsqueeze(1);
+}
+
 torch::Tensor Tokenizer::targets(const torch::Tensor&) {
   throw UserError("this tokenizer gives token ids, not regression targets (target_dim() is 0)");
 }

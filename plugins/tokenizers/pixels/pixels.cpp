@@ -64,7 +64,7 @@ class Pixels : public bevt::Tokenizer {
                                         d_, fmt::join(images.sizes(), "x")));
     bevt::check_unit_range(images, "pixels input");
     torch::Tensor x = images.to(torch::kFloat32);
-    if (luma_) x = (x.select(1, 0) * 0.299 + x.select(1, 1) * 0.587 + x.select(1, 2) * 0.114).unsqueeze(1);
+    if (luma_) x = bevt::luminance(x);
     const int64_t N = x.size(0), C = x.size(1), h = x.size(2) / d_, w = x.size(3) / d_;
     torch::Tensor t = x.reshape({N, C, h, d_, w, d_}).permute({0, 2, 4, 3, 5, 1}).reshape({N, h, w, -1});
     if (norm_ == "patch") {

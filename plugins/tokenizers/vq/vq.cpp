@@ -468,10 +468,8 @@ class VqTokenizer : public bevt::Tokenizer {
   torch::Tensor prepare(const torch::Tensor& images) override {
     torch::Tensor x = images.to(torch::kFloat32) * 2.0 - 1.0;
     if (o_.input == "luma") {
-      // ITU-R BT.601 weights. The floor on the deviation keeps a flat image (deviation 0) at zero instead of
-      // amplifying its codec noise.
-      torch::Tensor y = x.select(1, 0) * 0.299 + x.select(1, 1) * 0.587 + x.select(1, 2) * 0.114;
-      y = y.unsqueeze(1);
+      // The floor on the deviation keeps a flat image (deviation 0) at zero instead of amplifying its codec noise.
+      torch::Tensor y = bevt::luminance(x);
       if (o_.local) {  // per patch: the mean and deviation of each downsample x downsample cell
         const int64_t d = o_.downsample;
         auto per_cell = [d](const torch::Tensor& t) {

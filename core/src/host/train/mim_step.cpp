@@ -32,10 +32,8 @@ std::map<std::string, torch::Tensor> mim_stream_terms(const std::string& stream,
     return terms_of(tokenizer, head.forward(f, backbone), tokens, mask, "image");
   }
   const int64_t B = view.size(0), T = view.size(1);
-  torch::Tensor tokens = stream_targets(tokenizer, view.flatten(0, 1));
-  std::vector<int64_t> shape{B, T, tokens.size(1), tokens.size(2)};
-  if (tokens.dim() == 4) shape.push_back(tokens.size(3));
-  tokens = tokens.reshape(shape);  // every frame is a target
+  // Every frame is a target: [B, T, h, w] (regression: [B, T, h, w, K]).
+  torch::Tensor tokens = stream_targets(tokenizer, view.flatten(0, 1)).unflatten(0, {B, T});
   if (targets) *targets = tokens.flatten(1, 3);
   auto grid = backbone.spec().token_grid(input.size(2), input.size(3), input.size(4));
   torch::Tensor mask = mask_for({grid[0], tokens.size(2), tokens.size(3)});
