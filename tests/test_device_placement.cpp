@@ -26,7 +26,8 @@ namespace {
 at::Tensor conv_meta(const at::Tensor& input, const at::Tensor& weight, const std::optional<at::Tensor>& bias,
                      c10::SymIntArrayRef stride, c10::SymIntArrayRef padding, c10::SymIntArrayRef dilation,
                      bool transposed, c10::SymIntArrayRef output_padding, c10::SymInt groups) {
-  TORCH_CHECK(weight.device() == input.device() && (!bias || bias->device() == input.device()),
+  // A convolution without bias may pass an optional that holds an undefined tensor.
+  TORCH_CHECK(weight.device() == input.device() && (!bias || !bias->defined() || bias->device() == input.device()),
               "Expected all tensors to be on the same device (convolution)");
   const int64_t g = groups.expect_int();
   std::vector<int64_t> out{input.size(0), transposed ? weight.size(1) * g : weight.size(0)};
@@ -272,6 +273,27 @@ TEST(DevicePlacement, PixelTargetStepOnMeta) {
       EXPECT_TRUE(p.grad().is_meta());
     }
   }
+}
+
+// The hog plugin's constants (Sobel filters, Gaussian window) are not module state: they must follow the views.
+TEST(DevicePlacement, HogTargetStepOnMeta) {
+  meta_device::MetaDeviceCheck check;
+  auto tok = tokenizer("plugin = \"hog\"\ninput_size = 16\ndownsample = 8\ncell = 4\n");
+  ASSERT_EQ(tok->target_dim(), 108);
+  auto backbone = swin_test::build(swin());
+  auto head = swin_test::build_head("mim_video", *backbone, tok->target_dim());
+  bevt::module_to(*backbone, kMeta);
+  bevt::module_to(*head, kMeta);
+  bevt::module_to(*tok, kMeta);
+  const int64_t B = 2;
+  auto mask_for = [&](const std::array<int64_t, 3>& g) { return meta({B, g[0], g[1], g[2]}, torch::kBool); };
+  torch::Tensor targets;
+  auto terms = tr::mim_stream_terms("video", *backbone, *head, *tok, meta({B, 3, 4, 32, 32}),
+                                    meta({B, 4, 3, 16, 16}), mask_for, &targets);
+  ASSERT_EQ(terms.count("loss_video"), 1u);
+  for (const auto& [k, v] : terms) EXPECT_TRUE(v.is_meta()) << k;
+  EXPECT_TRUE(targets.is_meta());
+  EXPECT_EQ(targets.sizes(), (std::vector<int64_t>{B, 4 * 2 * 2, 108}));
 }
 
 // Module::to gives each parameter new storage: the tied classifier must be tied again after any move, so that

@@ -652,3 +652,106 @@ TEST(pixel_targets, PatchifyOrderNormalisationAndShapes) {
   EXPECT_THROW(make("pixels", "input_size = 8\ndownsample = 1\nluma = true\n"), bevt::UserError);
   EXPECT_TRUE(raw->export_weights().empty());
 }
+
+namespace {
+
+// MaskFeat's HOG written out pixel by pixel (loops, no tensor ops): reflect padding, Sobel, unsigned
+// orientation bin floor(atan2(gx, gy) / pi * bins) mod bins, Gaussian-weighted magnitude summed per cell, L2.
+std::vector<double> hog_by_hand(const torch::Tensor& img, int64_t d, int64_t cell, int64_t bins) {
+  const int64_t C = img.size(0), H = img.size(1), W = img.size(2), k = d / cell;
+  auto a = img.accessor<float, 3>();
+  auto px = [&](int64_t c, int64_t y, int64_t x) {  // reflect padding by one
+    y = y < 0 ? -y : (y >= H ? 2 * H - 2 - y : y);
+    x = x < 0 ? -x : (x >= W ? 2 * W - 2 - x : x);
+    return static_cast<double>(a[c][y][x]);
+  };
+  std::vector<double> g(static_cast<size_t>(d));
+  double gsum = 0;
+  for (int64_t i = 0; i < d; ++i) {
+    const double n = (static_cast<double>(i) - (static_cast<double>(d) - 1) / 2) / static_cast<double>(d / 2);
+    g[static_cast<size_t>(i)] = std::exp(-0.5 * n * n);
+  }
+  for (double u : g)
+    for (double v : g) gsum += u * v;
+  // hist[c][bin][cy][cx] over the whole image's HOG cells.
+  const int64_t Hc = H / cell, Wc = W / cell;
+  std::vector<double> hist(static_cast<size_t>(C * bins * Hc * Wc), 0.0);
+  for (int64_t c = 0; c < C; ++c)
+    for (int64_t y = 0; y < H; ++y)
+      for (int64_t x = 0; x < W; ++x) {
+        // Cross-correlation with [[1,0,-1],[2,0,-2],[1,0,-1]] (gx) and its transpose (gy).
+        const double gx = px(c, y - 1, x - 1) - px(c, y - 1, x + 1) + 2 * px(c, y, x - 1) - 2 * px(c, y, x + 1) +
+                          px(c, y + 1, x - 1) - px(c, y + 1, x + 1);
+        const double gy = px(c, y - 1, x - 1) - px(c, y + 1, x - 1) + 2 * px(c, y - 1, x) - 2 * px(c, y + 1, x) +
+                          px(c, y - 1, x + 1) - px(c, y + 1, x + 1);
+        int64_t b = static_cast<int64_t>(std::floor(std::atan2(gx, gy) / M_PI * static_cast<double>(bins)));
+        b = ((b % bins) + bins) % bins;
+        const double w = g[static_cast<size_t>(y % d)] * g[static_cast<size_t>(x % d)] / gsum;
+        hist[static_cast<size_t>(((c * bins + b) * Hc + y / cell) * Wc + x / cell)] += w * std::hypot(gx, gy);
+      }
+  for (int64_t c = 0; c < C; ++c)
+    for (int64_t cy = 0; cy < Hc; ++cy)
+      for (int64_t cx = 0; cx < Wc; ++cx) {
+        double n2 = 0;
+        for (int64_t b = 0; b < bins; ++b) n2 += std::pow(hist[static_cast<size_t>(((c * bins + b) * Hc + cy) * Wc + cx)], 2);
+        for (int64_t b = 0; b < bins; ++b)
+          hist[static_cast<size_t>(((c * bins + b) * Hc + cy) * Wc + cx)] /= std::max(std::sqrt(n2), 1e-12);
+      }
+  // Token cell (i, j): values in (channel, bin, row, column) order, then cells row-major.
+  std::vector<double> out;
+  for (int64_t i = 0; i < H / d; ++i)
+    for (int64_t j = 0; j < W / d; ++j)
+      for (int64_t c = 0; c < C; ++c)
+        for (int64_t b = 0; b < bins; ++b)
+          for (int64_t r = 0; r < k; ++r)
+            for (int64_t s = 0; s < k; ++s)
+              out.push_back(hist[static_cast<size_t>(((c * bins + b) * Hc + i * k + r) * Wc + j * k + s)]);
+  return out;
+}
+
+}  // namespace
+
+// `hog`: MaskFeat's histograms of oriented gradients as regression targets (no weights, nothing trained).
+TEST(hog_targets, MaskFeatHistogramsPerCellInChannelBinRowColumnOrder) {
+  torch::Generator gen = at::detail::createCPUGenerator(5);
+  const torch::Tensor img = torch::rand({2, 3, 16, 24}, gen);
+  auto hog = make("hog", "input_size = 16\ndownsample = 8\ncell = 4\n");
+  EXPECT_EQ(hog->target_dim(), 3 * 9 * 2 * 2);
+  EXPECT_EQ(hog->vocab_size(), hog->target_dim());
+  const torch::Tensor t = hog->targets(img);
+  ASSERT_EQ(t.sizes(), (std::vector<int64_t>{2, 108, 2, 3}));
+  for (int64_t n = 0; n < 2; ++n) {
+    const std::vector<double> want = hog_by_hand(img[n].contiguous(), 8, 4, 9);
+    const torch::Tensor got = t[n].permute({1, 2, 0}).reshape({-1});
+    ASSERT_EQ(got.numel(), static_cast<int64_t>(want.size()));
+    double worst = 0;
+    for (size_t i = 0; i < want.size(); ++i)
+      worst = std::max(worst, std::abs(got[static_cast<int64_t>(i)].item<double>() - want[i]));
+    EXPECT_LT(worst, 1e-5) << "image " << n;
+  }
+  // Orientation: a vertical edge has horizontal gradients (bin 4 of 9: atan2(gx, 0) = +-pi/2), a horizontal
+  // edge vertical ones (bin 0); luma gives one channel; flat views give zeros.
+  auto luma = make("hog", "input_size = 16\ndownsample = 8\ncell = 8\nluma = true\ngaussian = false\n");
+  EXPECT_EQ(luma->target_dim(), 9);
+  torch::Tensor vertical = torch::zeros({1, 3, 16, 16});
+  vertical.index_put_({torch::indexing::Slice(), torch::indexing::Slice(), torch::indexing::Slice(),
+                       torch::indexing::Slice(4, 12)}, 1.0);
+  const torch::Tensor v = luma->targets(vertical);
+  EXPECT_NEAR(v[0][4][0][0].item<double>(), 1.0, 1e-6);
+  const torch::Tensor h = luma->targets(vertical.transpose(2, 3).contiguous());
+  EXPECT_NEAR(h[0][0][0][0].item<double>(), 1.0, 1e-6);
+  // A flat view's gradients are zero up to the rounding of the convolution, which MaskFeat's norm floor
+  // (eps 1e-12) would scale up to unit histograms; a floor above rounding keeps them at zero.
+  auto floored = make("hog", "input_size = 16\ndownsample = 8\ncell = 8\nluma = true\neps = 1e-3\n");
+  EXPECT_LT(floored->targets(torch::full({1, 3, 16, 16}, 0.4)).abs().max().item<double>(), 1e-3);
+  EXPECT_NEAR(floored->targets(vertical)[0][4][0][0].item<double>(), 1.0, 1e-6);
+  // Pre-training only; bad keys and views are one-line errors; no weights.
+  EXPECT_THROW(hog->tokenize(img), bevt::UserError);
+  EXPECT_THROW(hog->targets(torch::rand({1, 3, 12, 16})), bevt::UserError);
+  EXPECT_THROW(hog->targets(img * 2), bevt::UserError);
+  EXPECT_THROW(make("hog", "downsample = 8\ncell = 3\n"), bevt::UserError);
+  EXPECT_THROW(make("hog", "norm = \"l1\"\n"), bevt::UserError);
+  EXPECT_THROW(make("hog", "bins = 1\n"), bevt::UserError);
+  EXPECT_THROW(make("hog", "eps = 0.0\n"), bevt::UserError);
+  EXPECT_TRUE(hog->export_weights().empty());
+}

@@ -33,6 +33,10 @@ const std::vector<ModeSpec>& modes() {
        {"optim", "loader"},
        {"tokenizer", "data.train"},
        train::run_tokenizer},
+      {"token_probe", "a linear probe on the [tokenizer]'s targets: which classes they tell apart (no training)",
+       {"loader"},
+       {"tokenizer", "data.train", "data.test|data.val"},
+       train::run_token_probe},
   };
   return table;
 }

@@ -213,6 +213,9 @@ int main(int argc, char** argv) {
                                 "Masked-token accuracy (dashed: image stream, solid: video)", "accuracy (%)"))
       image(md, out, "pretrain_acc.png", render_png(*c), "masked-token accuracy");
 
+    Table tp = token_probe_table(in.runs);
+    if (!tp.rows.empty()) section(md, tp, out, "token_probe.csv");
+
     Table runs;
     runs.title = "Runs";
     runs.header = {"work_dir", "mode", "row", "column", "top-1"};
@@ -233,7 +236,7 @@ int main(int argc, char** argv) {
       f.write(bytes.data(), bytes.size());
       f.commit();
     }
-    for (const Table* t : {&ft, &sig, &pt, &pre})
+    for (const Table* t : {&ft, &sig, &pt, &pre, &tp})
       if (!t->rows.empty()) std::cout << t->title << "\n\n" << t->markdown() << "\n";
     std::cout << "wrote " << out.files.size() << " files to " << out_dir << "/ (report.md, CSV tables, PNG plots)\n";
     return 0;

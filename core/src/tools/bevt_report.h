@@ -15,7 +15,7 @@ namespace bevt::report {
 // One finished run: its work_dir's results.json, metrics.jsonl and where it goes in the tables.
 struct Run {
   std::string dir;
-  std::string mode;          // results.json "mode": pretrain | finetune | test | probe | tokenizer
+  std::string mode;          // results.json "mode": pretrain | finetune | test | probe | tokenizer | token_probe
   std::string row, column;   // table row (pre-training strategy) and column (dataset)
   // A fine-tune run that a plan with columns lists without one is a pre-training run: supervised image
   // pre-training (Image Sup) trains in finetune mode but is a row's starting point, not a dataset's cell.
@@ -63,6 +63,9 @@ Table probe_table(const std::vector<Run>& runs);
 Table significance_table(const std::vector<Run>& runs);
 // Pre-training: the last logged loss and masked-token accuracy of each stream.
 Table pretrain_table(const std::vector<Run>& runs);
+// What targets carry (run.mode = "token_probe"): the linear probe's test top-1 (%) per feature set, overall and
+// per class family, with the chance level.
+Table token_probe_table(const std::vector<Run>& runs);
 
 // Charts.
 struct Series {

@@ -269,4 +269,42 @@ Table pretrain_table(const std::vector<Run>& runs) {
   return t;
 }
 
+Table token_probe_table(const std::vector<Run>& runs) {
+  Table t;
+  t.title = "Target content: a linear probe on the tokenizer's targets, test top-1 (%)";
+  t.note = "bag: token frequencies over cells and frames (position- and order-free); grid: every cell of every "
+           "frame; colour: each cell's mean colour per frame (no tokenizer: what colour and position alone "
+           "give). Closed-form ridge on the training clips, the ridge chosen by leave-one-out.";
+  std::vector<std::string> fams;
+  for (const auto& r : runs) {
+    if (r.mode != "token_probe" || !r.results.contains("features")) continue;
+    for (const auto& [name, f] : r.results["features"].items())
+      if (f.contains("per_family") && f["per_family"].is_object())
+        for (const auto& [k, v] : f["per_family"].items())
+          if (std::find(fams.begin(), fams.end(), k) == fams.end()) fams.push_back(k);
+  }
+  t.header = {"targets", "features", "dims", "all"};
+  for (const auto& f : fams) t.header.push_back(f);
+  t.header.push_back("chance");
+  for (const auto& r : runs) {
+    if (r.mode != "token_probe" || !r.results.contains("features")) continue;
+    const auto chance = number_at(r.results, {"chance"});
+    for (const char* name : {"bag", "grid", "colour"}) {
+      if (!r.results["features"].contains(name)) continue;
+      const auto& f = r.results["features"][name];
+      const auto all = number_at(f, {"top1"});
+      const auto dims = number_at(f, {"dims"});
+      std::vector<std::string> line{r.row.empty() ? r.dir : r.row, name, dims ? fmt::format("{:.0f}", *dims) : "",
+                                    all ? fmt::format("{:.1f}", *all * 100) : ""};
+      for (const auto& fam : fams) {
+        const auto v = number_at(f, {"per_family", fam});
+        line.push_back(v ? fmt::format("{:.1f}", *v * 100) : "");
+      }
+      line.push_back(chance ? fmt::format("{:.1f}", *chance * 100) : "");
+      t.rows.push_back(line);
+    }
+  }
+  return t;
+}
+
 }  // namespace bevt::report

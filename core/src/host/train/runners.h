@@ -12,6 +12,7 @@ int run_finetune(const RunContext& ctx);   // finetune.cpp
 int run_test(const RunContext& ctx);       // evaluate_run.cpp
 int run_probe(const RunContext& ctx);      // evaluate_run.cpp
 int run_tokenizer(const RunContext& ctx);  // tokenizer_train.cpp
+int run_token_probe(const RunContext& ctx);  // token_probe.cpp
 
 // work_dir/results.json, atomically (rank 0 only), with the experiment, seed and hashes added.
 void write_results(const RunContext& ctx, nlohmann::json results);
