@@ -209,6 +209,77 @@ TEST(DevicePlacement, MaskedLossesOnMeta) {
   EXPECT_TRUE(logits.grad().is_meta());
 }
 
+// The decoders run their final norm and lm_head on the masked cells only (Head::forward_at): the step's terms
+// and every gradient are those of the whole-grid logits with the loss masked, up to the order of a sum.
+TEST(MimStep, LmHeadOnTheMaskedCellsOnlyGivesTheTermsAndGradientsOfEveryCell) {
+  torch::manual_seed(0);
+  auto backbone = swin_test::build(swin({{"drop_path_rate", "0.0"}}));
+  std::map<std::string, std::shared_ptr<bevt::Head>> heads{
+      {"image", swin_test::build_head("mim_image", *backbone, 32)},
+      {"video", swin_test::build_head("mim_video", *backbone, 32)}};
+  auto tok = tokenizer("plugin = \"dalle\"\nn_hid = 16\nn_blk_per_group = 1\nvocab_size = 32\ninput_size = 32\n");
+  tok->eval();
+  backbone->train();
+  torch::Generator gen = at::detail::createCPUGenerator(11);
+  const int64_t B = 2;
+  for (const std::string stream : {"image", "video"}) {
+    const bool video = stream == "video";
+    const torch::Tensor input = video ? torch::rand({B, 3, 4, 64, 64}, gen) : torch::rand({B, 3, 64, 64}, gen);
+    const torch::Tensor view = video ? torch::rand({B, 4, 3, 32, 32}, gen) : torch::rand({B, 3, 32, 32}, gen);
+    torch::Tensor mask;  // one draw, used by both paths
+    auto mask_for = [&](const std::array<int64_t, 3>& g) {
+      if (!mask.defined()) mask = torch::rand({B, g[0], g[1], g[2]}, gen) < 0.45;
+      return mask;
+    };
+    bevt::Head& head = *heads.at(stream);
+    auto grads = [&] {
+      std::map<std::string, torch::Tensor> g;
+      for (auto* m : std::initializer_list<torch::nn::Module*>{backbone.get(), &head})
+        for (const auto& p : m->named_parameters())
+          if (p.value().grad().defined()) g[p.key()] = p.value().grad().clone();
+      return g;
+    };
+    auto zero = [&] {
+      for (auto* m : std::initializer_list<torch::nn::Module*>{backbone.get(), &head})
+        for (auto& p : m->parameters()) p.mutable_grad() = torch::Tensor();
+    };
+    // The step as it runs: masked rows only.
+    auto step = tr::mim_stream_terms(stream, *backbone, head, *tok, input, view, mask_for);
+    step.at("loss_" + stream).backward();
+    const auto g_step = grads();
+    zero();
+    // Every cell: the whole grid's logits, the loss masked.
+    torch::Tensor tokens, cell_mask;
+    bevt::Features f;
+    if (video) {
+      tokens = tok->tokenize(view.flatten(0, 1)).unflatten(0, {B, 4});
+      f = backbone->forward_video(input, mask);
+      cell_mask = mask.repeat_interleave(4 / mask.size(1), 1);
+    } else {
+      tokens = tok->tokenize(view);
+      cell_mask = mask.squeeze(1);
+      f = backbone->forward_image(input, cell_mask);
+    }
+    const torch::Tensor logits = head.forward(f, *backbone);
+    ASSERT_EQ(logits.size(1), cell_mask[0].numel());
+    const int64_t masked = cell_mask.sum().item<int64_t>();
+    ASSERT_GT(masked, 0);
+    ASSERT_LT(masked, cell_mask.numel());
+    auto full = tr::masked_token_terms(logits, tokens, cell_mask, stream);
+    full.at("loss_" + stream).backward();
+    const auto g_full = grads();
+    zero();
+    for (const auto& [k, v] : full)
+      EXPECT_NEAR(step.at(k).item<double>(), v.item<double>(), 1e-6 * std::max(1.0, std::abs(v.item<double>()))) << k;
+    ASSERT_EQ(g_step.size(), g_full.size()) << stream;
+    for (const auto& [k, v] : g_full) {
+      ASSERT_TRUE(g_step.count(k)) << k;
+      const double scale = std::max(v.abs().max().item<double>(), 1e-12);
+      EXPECT_LT((g_step.at(k) - v).abs().max().item<double>() / scale, 1e-5) << stream << " " << k;
+    }
+  }
+}
+
 // One whole BEVT iteration as the pretrain runner runs it (mim_stream_terms for both streams with the tied
 // classifier, one backward, the alias folding, clipping and the AdamW step), every tensor on meta.
 TEST(DevicePlacement, WholeBevtTrainerStepOnMeta) {

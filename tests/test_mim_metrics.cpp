@@ -48,6 +48,12 @@ TEST(MimMetrics, TermsCountMaskedPositionsOnlyAndNameTheStream) {
   EXPECT_NEAR(out.at("loss_video").item<double>(), expect.item<double>(), 1e-6);
   auto err = bevt::test::error_of([&] { masked_token_terms(torch::zeros({2, 5, 3}), tokens, mask, "video"); });
   EXPECT_NE(err.find("the decoder predicts 5 positions but the tokenizer gives 4 targets"), std::string::npos) << err;
+  // The same terms from the masked rows' logits alone (what the pre-training step computes).
+  const torch::Tensor rows = mask.reshape({-1}).nonzero().squeeze(1);
+  ASSERT_EQ(rows.numel(), 4);
+  auto at = bevt::host::train::masked_token_terms_at(logits.reshape({-1, 3}).index_select(0, rows), rows, tokens,
+                                                     mask, "video");
+  for (const auto& [k, v] : out) EXPECT_NEAR(at.at(k).item<double>(), v.item<double>(), 1e-7) << k;
 }
 
 TEST(MimMetrics, RegressionTermsAreTheMaskedMeanSquaredErrorBesideThatOfPredictingZeros) {

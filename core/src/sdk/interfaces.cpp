@@ -44,6 +44,21 @@ int64_t Backbone::layer_level(const std::string& param_name) const {
                   "'); set optim.layer_decay = 1.0");
 }
 
+torch::Tensor Head::forward_at(const Features& features, Backbone& backbone, const torch::Tensor& cells,
+                               int64_t positions) {
+  const torch::Tensor out = forward(features, backbone);
+  check_head_positions(out.dim() == 3 ? out.size(1) : -1, positions);
+  return out.reshape({-1, out.size(-1)}).index_select(0, cells);
+}
+
+void check_head_positions(int64_t predicted, int64_t positions) {
+  if (predicted != positions)
+    throw UserError(fmt::format("the decoder predicts {} positions per sample but the targets have {} (make the "
+                                "tokenizer view size / the tokenizer's downsample equal the decoder grid: e.g. set "
+                                "data.<stream>.tokenizer_size)",
+                                predicted, positions));
+}
+
 LoadReport Head::load_weights(const TensorMap& tensors, const LoadOptions& opts) {
   return load_state_dict(*this, tensors, opts);
 }

@@ -69,10 +69,27 @@ MimHeadBase::MimHeadBase(const Config& cfg, const BuildContext& ctx, const char*
 }
 
 torch::Tensor MimHeadBase::finish(torch::Tensor x, Backbone& backbone, bool normalised) {
-  if (!normalised) x = backbone.final_norm(x);
   x = x.reshape({x.size(0), -1, x.size(-1)});
+  if (rows_.defined()) {
+    // The final norm and lm_head act on each position alone: running them on the kept rows gives those rows'
+    // values (the loss's), at the cost of those rows only.
+    check_head_positions(x.size(1), rows_positions_);
+    x = x.reshape({-1, x.size(-1)}).index_select(0, rows_);
+  }
+  if (!normalised) x = backbone.final_norm(x);
   if (vocab > 0) return lm_head->forward(x);
   return x;
+}
+
+torch::Tensor MimHeadBase::forward_at(const Features& features, Backbone& backbone, const torch::Tensor& cells,
+                                      int64_t positions) {
+  struct Reset {
+    MimHeadBase& h;
+    ~Reset() { h.rows_ = torch::Tensor(); }
+  } reset{*this};
+  rows_ = cells;
+  rows_positions_ = positions;
+  return forward(features, backbone);
 }
 
 torch::Tensor MimHeadBase::predict_tokens(const Features& f, Backbone& backbone, int64_t dims, const char* name) {

@@ -27,6 +27,9 @@ class MimHeadBase : public Head {
  public:
   MimHeadBase(const Config& cfg, const BuildContext& ctx, const char* name);
   LoadReport load_weights(const TensorMap& tensors, const LoadOptions& opts = {}) override;
+  // The decoder up to its per-position tail, then the final norm and lm_head on the rows `cells` only.
+  torch::Tensor forward_at(const Features& features, Backbone& backbone, const torch::Tensor& cells,
+                           int64_t positions) override;
   Decoder decoder() const { return decoder_; }
 
  protected:
@@ -43,6 +46,11 @@ class MimHeadBase : public Head {
   std::array<int64_t, 3> token_stride{};
   int64_t c3 = 0, c4 = 0, vocab = 0;
   torch::nn::Linear lm_head{nullptr};
+
+ private:
+  // Set by forward_at() for the one forward() it runs: finish() then keeps these rows of [B * L, C].
+  torch::Tensor rows_;
+  int64_t rows_positions_ = 0;
 };
 
 // The official initialisation of a decoder Linear: SwinTransformerBEVT.init_weights' _init_weights (lm_down,
