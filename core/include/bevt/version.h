@@ -6,8 +6,9 @@
 
 // Bump when an interface in core/include/bevt changes in a way that breaks already-built plugins.
 // 4: Dataset::problems() and Dataset::check() (issue 20).
+// 5: Tokenizer::target_dim() and targets() (issue 18), Head::forward_at() (issue 17): new virtuals.
 #ifndef BEVT_SDK_ABI_VERSION
-#define BEVT_SDK_ABI_VERSION 4
+#define BEVT_SDK_ABI_VERSION 5
 #endif
 
 #ifndef BEVT_TORCH_CUDA
