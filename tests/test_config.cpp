@@ -277,7 +277,8 @@ TEST(Modes, OneTableForValidationDispatchAndHelp) {
       }
     }
   }
-  EXPECT_EQ(bevt::host::mode_names(), (std::vector<std::string>{"pretrain", "finetune", "test", "probe", "tokenizer"}));
+  EXPECT_EQ(bevt::host::mode_names(),
+            (std::vector<std::string>{"pretrain", "finetune", "test", "probe", "tokenizer", "token_probe"}));
 }
 
 // Digests persisted in checkpoints, results and caches, and the seeds of per-sample draws, are pinned: a
