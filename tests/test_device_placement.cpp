@@ -317,13 +317,14 @@ TEST(DevicePlacement, WholeBevtTrainerStepOnMeta) {
   for (const auto& p : opt.params()) EXPECT_TRUE(p.param.is_meta()) << p.name;
 }
 
-// The same step with regression targets (the pixels plugin): targets, masked MSE and its gradient on meta.
-// norm = "none": torch's var(), which the per-cell normalisation uses, has no meta kernel in C++ (it creates no
-// tensor either, so the placement check loses nothing).
-TEST(DevicePlacement, PixelTargetStepOnMeta) {
+namespace {
+
+// One video step with regression targets from `toml`'s tokenizer, every tensor on meta: targets [B, L, dim],
+// the masked MSE and its gradient.
+void expect_regression_step_on_meta(const std::string& toml, int64_t dim) {
   meta_device::MetaDeviceCheck check;
-  auto tok = tokenizer("plugin = \"pixels\"\ninput_size = 16\ndownsample = 8\nnorm = \"none\"\n");
-  ASSERT_EQ(tok->target_dim(), 192);
+  auto tok = tokenizer(toml);
+  ASSERT_EQ(tok->target_dim(), dim);
   auto backbone = swin_test::build(swin());
   auto head = swin_test::build_head("mim_video", *backbone, tok->target_dim());
   bevt::module_to(*backbone, kMeta);
@@ -337,7 +338,7 @@ TEST(DevicePlacement, PixelTargetStepOnMeta) {
   ASSERT_EQ(terms.count("loss_video") + terms.count("zero_video"), 2u);
   for (const auto& [k, v] : terms) EXPECT_TRUE(v.is_meta()) << k;
   EXPECT_TRUE(targets.is_meta());
-  EXPECT_EQ(targets.sizes(), (std::vector<int64_t>{B, 4 * 2 * 2, 192}));
+  EXPECT_EQ(targets.sizes(), (std::vector<int64_t>{B, 4 * 2 * 2, dim}));
   terms.at("loss_video").backward();
   for (const auto& p : head->parameters()) {
     if (p.grad().defined()) {
@@ -346,25 +347,17 @@ TEST(DevicePlacement, PixelTargetStepOnMeta) {
   }
 }
 
-// The hog plugin's constants (Sobel filters, Gaussian window) are not module state: they must follow the views.
+}  // namespace
+
+// The pixels plugin. norm = "none": torch's var(), which the per-cell normalisation uses, has no meta kernel in
+// C++ (it creates no tensor either, so the placement check loses nothing).
+TEST(DevicePlacement, PixelTargetStepOnMeta) {
+  expect_regression_step_on_meta("plugin = \"pixels\"\ninput_size = 16\ndownsample = 8\nnorm = \"none\"\n", 192);
+}
+
+// The hog plugin: its constants (Sobel filters, Gaussian window) are not module state and must follow the views.
 TEST(DevicePlacement, HogTargetStepOnMeta) {
-  meta_device::MetaDeviceCheck check;
-  auto tok = tokenizer("plugin = \"hog\"\ninput_size = 16\ndownsample = 8\ncell = 4\n");
-  ASSERT_EQ(tok->target_dim(), 108);
-  auto backbone = swin_test::build(swin());
-  auto head = swin_test::build_head("mim_video", *backbone, tok->target_dim());
-  bevt::module_to(*backbone, kMeta);
-  bevt::module_to(*head, kMeta);
-  bevt::module_to(*tok, kMeta);
-  const int64_t B = 2;
-  auto mask_for = [&](const std::array<int64_t, 3>& g) { return meta({B, g[0], g[1], g[2]}, torch::kBool); };
-  torch::Tensor targets;
-  auto terms = tr::mim_stream_terms("video", *backbone, *head, *tok, meta({B, 3, 4, 32, 32}),
-                                    meta({B, 4, 3, 16, 16}), mask_for, &targets);
-  ASSERT_EQ(terms.count("loss_video"), 1u);
-  for (const auto& [k, v] : terms) EXPECT_TRUE(v.is_meta()) << k;
-  EXPECT_TRUE(targets.is_meta());
-  EXPECT_EQ(targets.sizes(), (std::vector<int64_t>{B, 4 * 2 * 2, 108}));
+  expect_regression_step_on_meta("plugin = \"hog\"\ninput_size = 16\ndownsample = 8\ncell = 4\n", 108);
 }
 
 // Module::to gives each parameter new storage: the tied classifier must be tied again after any move, so that
