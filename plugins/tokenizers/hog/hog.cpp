@@ -107,8 +107,6 @@ class Hog : public bevt::Tokenizer {
     return hist.reshape({N, C, bins_, h, k, w, k}).permute({0, 1, 2, 4, 6, 3, 5}).reshape({N, -1, h, w}).contiguous();
   }
 
-  bool has_trained_weights() const override { return true; }  // a fixed function of the view
-
  private:
   int64_t channels() const { return luma_ ? 1 : 3; }
   // Reflect padding by one pixel (F::pad's kReflect) as two index_selects: the same values, and it runs on

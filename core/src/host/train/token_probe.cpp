@@ -114,7 +114,6 @@ int run_token_probe(const RunContext& ctx) {
   std::map<std::string, std::vector<std::vector<int64_t>>> confusion;
   for (const auto& fs : kFeatureSets)
     confusion[fs.first].assign(static_cast<size_t>(C), std::vector<int64_t>(static_cast<size_t>(C), 0));
-  std::map<std::string, int64_t> dims;
   {
     auto s = make_stream(ctx, "test", test_ds, batch, false, 3);
     s->loader->start_epoch(0, 0);
@@ -127,7 +126,6 @@ int run_token_probe(const RunContext& ctx) {
           throw UserError(fmt::format("{}: its tokenizer views give {} {} features where [data.train]'s give {}: "
                                       "use the same clip_len and tokenizer_size in both",
                                       ctx.exp.where(test_slot), x.size(1), name, p.mean.size(0)));
-        dims[name] = x.size(1);
         const torch::Tensor pred = p.predict(x);
         for (int64_t i = 0; i < y.size(0); ++i)
           ++confusion[name][static_cast<size_t>(y[i].item<int64_t>())][static_cast<size_t>(pred[i].item<int64_t>())];
@@ -167,11 +165,12 @@ int run_token_probe(const RunContext& ctx) {
     }
     if (total == 0) throw UserError(fmt::format("{}: the dataset is empty", ctx.exp.where(test_slot)));
     const RidgeProbe& p = probes.at(name);
-    nlohmann::json j{{"summary", summary},   {"dims", dims[name]},         {"ridge", p.lambda},
+    const int64_t dims = p.mean.size(0);  // the test batches were checked against it
+    nlohmann::json j{{"summary", summary},   {"dims", dims},         {"ridge", p.lambda},
                      {"loo_top1", p.loo_top1}, {"ridges_tried", p.lambdas}, {"loo_top1_per_ridge", p.loo},
                      {"confusion", m},        {"samples", total}};
     j["top1"] = static_cast<double>(ok) / static_cast<double>(total);
-    table += fmt::format("| {} | {} | {:.3g} | {:.1f} | {:.1f}", name, dims[name], p.lambda, 100 * p.loo_top1,
+    table += fmt::format("| {} | {} | {:.3g} | {:.1f} | {:.1f}", name, dims, p.lambda, 100 * p.loo_top1,
                          100 * j["top1"].get<double>());
     for (const auto& f : families) {
       const auto& [hit, n] = fam[f];
