@@ -20,6 +20,7 @@
 #include <iostream>
 
 #include "bench_harness.h"
+#include "sgemm.h"
 #include "bevt/backbone.h"
 #include "bevt/error.h"
 #include "bevt/masker.h"
@@ -84,12 +85,6 @@ class TimedBackbone : public bevt::Backbone {
   bevt::Backbone& b_;
   double* acc_;
 };
-
-double sgemm_gflops(int reps) {
-  auto a = torch::randn({2048, 2048}), b = torch::randn({2048, 2048});
-  auto r = bevt::bench::time_case("sgemm", 2, reps, [&] { (void)at::mm(a, b); });
-  return 2.0 * 2048.0 * 2048.0 * 2048.0 / r.median_s / 1e9;
-}
 
 bevt::bench::Result run(int warmup, int reps, int threads, bool checkpointing, const std::string& profile) {
   namespace host = bevt::host;
@@ -183,7 +178,7 @@ bevt::bench::Result run(int warmup, int reps, int threads, bool checkpointing, c
     torch::autograd::profiler::RecordProfile guard(profile);
     step();
   }
-  r.fields["sgemm_gflops"] = sgemm_gflops(5);
+  r.fields["sgemm_gflops"] = bevt::bench::sgemm_gflops(5);
   r.fields["threads"] = threads;
   return r;
 }

@@ -1,7 +1,8 @@
 // bench_video_swin: Video Swin-T (embed 96, depths 2,2,6,2, heads 3,6,12,24, window 8,7,7, patch 2,4,4,
 // drop path 0.1) on a 1x3x8x112x112 clip with 2 threads: (a) training step (loss = mean of "out", backward,
 // AdamW), (b) eval forward under no-grad, (c) training step with gradient checkpointing. Each case runs in a
-// fresh process of this executable (--case), so that its peak RSS is its own.
+// fresh process of this executable (--case), so that its peak RSS is its own. Each case also prints its matmul
+// FLOPs (counted from the architecture, below), the sgemm rate of the same process and the floor they set.
 //
 // --case encoder (GPU check, scripts/gpu_check.sh): the encoder's training step (forward + backward of the masked
 // video path, no optimiser) of a Video Swin preset on --device under --precision, with its matmul FLOPs counted
@@ -17,6 +18,7 @@
 #include <nlohmann/json.hpp>
 
 #include "bench_harness.h"
+#include "sgemm.h"
 #include "profile.h"
 #include "tensor_memory.h"
 #include "bevt/backbone.h"
@@ -39,6 +41,61 @@ double current_rss_mb() {
   long pages = 0, rss = 0;
   f >> pages >> rss;
   return static_cast<double>(rss) * 4096.0 / (1024.0 * 1024.0);
+}
+
+struct SwinPreset {
+  int64_t embed;
+  std::vector<int64_t> depths;
+};
+
+const SwinPreset& preset(const std::string& plugin) {
+  static const std::map<std::string, SwinPreset> p = {{"video_swin_t", {96, {2, 2, 6, 2}}},
+                                                      {"video_swin_s", {96, {2, 2, 18, 2}}},
+                                                      {"video_swin_b", {128, {2, 2, 18, 2}}}};
+  auto it = p.find(plugin);
+  if (it == p.end()) throw std::invalid_argument("--plugin must be video_swin_t, video_swin_s or video_swin_b");
+  return it->second;
+}
+
+// Matmul FLOPs of one forward of Video Swin (patch 2x4x4, window 8x7x7) on [B,3,T,S,S]: patch embedding,
+// per block qkv + proj on the padded windows (8C^2 per token), attention (q.k^T and a.v: 4NC per token), MLP
+// (16C^2 per token), and the patch mergings (16C^2 per merged token). Norms, softmax and GELU are not counted.
+double swin_forward_flops(const SwinPreset& p, int64_t B, int64_t T, int64_t S) {
+  auto up = [](int64_t x, int64_t w) { return (x + w - 1) / w * w; };
+  int64_t t = T / 2, h = S / 4, w = S / 4, C = p.embed;
+  double f = 2.0 * 96.0 * static_cast<double>(C) * static_cast<double>(t * h * w);
+  for (size_t i = 0; i < p.depths.size(); ++i) {
+    const int64_t wd = std::min<int64_t>(8, t), wh = std::min<int64_t>(7, h), ww = std::min<int64_t>(7, w);
+    const double N = static_cast<double>(wd * wh * ww);
+    const double L = static_cast<double>(t * h * w), Lp = static_cast<double>(up(t, wd) * up(h, wh) * up(w, ww));
+    const double c = static_cast<double>(C);
+    f += static_cast<double>(p.depths[i]) * (Lp * (8 * c * c + 4 * N * c) + L * 16 * c * c);
+    if (i + 1 < p.depths.size()) {
+      h = (h + 1) / 2;
+      w = (w + 1) / 2;
+      f += static_cast<double>(t * h * w) * 16 * c * c;
+      C *= 2;
+    }
+  }
+  return f * static_cast<double>(B);
+}
+
+// What no implementation of the case can beat on this CPU: its matmul FLOPs at the rate of a large sgemm measured
+// in the same process (floor_s), and the fraction of that rate the case reaches. A speed-up goal against another
+// implementation is reachable only if that implementation's time / floor_s is at least the goal.
+// matmul_s: the same case's matrix products alone, as the BLAS runs them on the model's shapes (smaller K and N
+// than the 2048^3 sgemm, so slower per FLOP): the tighter floor for any implementation on this BLAS.
+template <class Fn>
+void add_floor(bevt::bench::Result& r, double flops, Fn&& fn) {
+  const double mm_s = bevt::bench::matmul_seconds(fn);
+  r.fields["matmul_s"] = mm_s;
+  r.fields["matmul_shapes_gflops"] = flops / mm_s / 1e9;
+  const double sgemm = bevt::bench::sgemm_gflops(5);
+  r.fields["matmul_gflop"] = flops / 1e9;
+  r.fields["gflops"] = flops / r.median_s / 1e9;
+  r.fields["sgemm_gflops"] = sgemm;
+  r.fields["fraction_of_sgemm"] = r.fields["gflops"] / sgemm;
+  r.fields["floor_s"] = flops / 1e9 / sgemm;
 }
 
 bevt::bench::Result run_case(const std::string& name, int warmup, int reps, int threads, const std::string& profile) {
@@ -66,6 +123,7 @@ bevt::bench::Result run_case(const std::string& name, int warmup, int reps, int 
     r.fields["cpu_s_per_iter"] = (cpu_seconds() - c0) / (warmup + reps);
     r.fields["rss_before_mb"] = before;
     r.fields["threads"] = threads;
+    add_floor(r, swin_forward_flops(preset("video_swin_t"), 1, 8, 112), fwd);
     return r;
   }
   model->train();
@@ -111,44 +169,10 @@ bevt::bench::Result run_case(const std::string& name, int warmup, int reps, int 
   r.fields["cpu_s_per_iter"] = (cpu_seconds() - c0) / (warmup + reps);
   r.fields["activation_mb"] = r.peak_rss_mb - before;
   r.fields["threads"] = threads;
+  // Backward = 2x forward (input and weight gradients); checkpointing's recomputed forward is not counted, so
+  // its fraction_of_sgemm is the useful work's.
+  add_floor(r, 3.0 * swin_forward_flops(preset("video_swin_t"), 1, 8, 112), step);
   return r;
-}
-
-struct SwinPreset {
-  int64_t embed;
-  std::vector<int64_t> depths;
-};
-
-const SwinPreset& preset(const std::string& plugin) {
-  static const std::map<std::string, SwinPreset> p = {{"video_swin_t", {96, {2, 2, 6, 2}}},
-                                                      {"video_swin_s", {96, {2, 2, 18, 2}}},
-                                                      {"video_swin_b", {128, {2, 2, 18, 2}}}};
-  auto it = p.find(plugin);
-  if (it == p.end()) throw std::invalid_argument("--plugin must be video_swin_t, video_swin_s or video_swin_b");
-  return it->second;
-}
-
-// Matmul FLOPs of one forward of Video Swin (patch 2x4x4, window 8x7x7) on [B,3,T,S,S]: patch embedding,
-// per block qkv + proj on the padded windows (8C^2 per token), attention (q.k^T and a.v: 4NC per token), MLP
-// (16C^2 per token), and the patch mergings (16C^2 per merged token). Norms, softmax and GELU are not counted.
-double swin_forward_flops(const SwinPreset& p, int64_t B, int64_t T, int64_t S) {
-  auto up = [](int64_t x, int64_t w) { return (x + w - 1) / w * w; };
-  int64_t t = T / 2, h = S / 4, w = S / 4, C = p.embed;
-  double f = 2.0 * 96.0 * static_cast<double>(C) * static_cast<double>(t * h * w);
-  for (size_t i = 0; i < p.depths.size(); ++i) {
-    const int64_t wd = std::min<int64_t>(8, t), wh = std::min<int64_t>(7, h), ww = std::min<int64_t>(7, w);
-    const double N = static_cast<double>(wd * wh * ww);
-    const double L = static_cast<double>(t * h * w), Lp = static_cast<double>(up(t, wd) * up(h, wh) * up(w, ww));
-    const double c = static_cast<double>(C);
-    f += static_cast<double>(p.depths[i]) * (Lp * (8 * c * c + 4 * N * c) + L * 16 * c * c);
-    if (i + 1 < p.depths.size()) {
-      h = (h + 1) / 2;
-      w = (w + 1) / 2;
-      f += static_cast<double>(t * h * w) * 16 * c * c;
-      C *= 2;
-    }
-  }
-  return f * static_cast<double>(B);
 }
 
 bevt::bench::Result run_encoder_case(const std::string& plugin, const std::string& device_name,
