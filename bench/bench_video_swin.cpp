@@ -1,8 +1,9 @@
 // bench_video_swin: Video Swin-T (embed 96, depths 2,2,6,2, heads 3,6,12,24, window 8,7,7, patch 2,4,4,
 // drop path 0.1) on a 1x3x8x112x112 clip with 2 threads: (a) training step (loss = mean of "out", backward,
-// AdamW), (b) eval forward under no-grad, (c) training step with gradient checkpointing. Each case runs in a
-// fresh process of this executable (--case), so that its peak RSS is its own. Each case also prints its matmul
-// FLOPs (counted from the architecture, below), the sgemm rate of the same process and the floor they set.
+// AdamW), (b) eval forward under no-grad, (c) training step with gradient checkpointing, of every stage and of
+// stages 1-3. Each case runs in a fresh process of this executable (--case), so that its peak RSS is its own.
+// Each case also prints its matmul FLOPs (counted from the architecture, below), the sgemm rate of the same
+// process and the floor they set.
 //
 // --case encoder (GPU check, scripts/gpu_check.sh): the encoder's training step (forward + backward of the masked
 // video path, no optimiser) of a Video Swin preset on --device under --precision, with its matmul FLOPs counted
@@ -98,13 +99,15 @@ void add_floor(bevt::bench::Result& r, double flops, Fn&& fn) {
   r.fields["floor_s"] = flops / 1e9 / sgemm;
 }
 
-bevt::bench::Result run_case(const std::string& name, int warmup, int reps, int threads, const std::string& profile) {
+bevt::bench::Result run_case(const std::string& name, int warmup, int reps, int threads, const std::string& profile,
+                             const std::string& ckpt_stages) {
   torch::set_num_threads(threads);
   torch::manual_seed(0);
   auto reg = bevt::bench::plugins();
   auto cfg = bevt::Config::from_toml(
       "plugin = \"video_swin_t\"\nwindow_size = [8, 7, 7]\npatch_size = [2, 4, 4]\ndrop_path_rate = 0.1\n"
-      "grad_checkpointing = " + std::string(name == "train_ckpt" ? "true" : "false") + "\n",
+      "grad_checkpointing = " + std::string(name == "train_ckpt" ? "true" : "false") + "\n" +
+          "grad_checkpointing_stages = [" + ckpt_stages + "]\n",
       "bench");
   auto model = reg.build_as<bevt::Backbone>("bench", cfg, bevt::BuildContext{});
   auto clip = torch::randn({1, 3, 8, 112, 112});
@@ -154,9 +157,11 @@ bevt::bench::Result run_case(const std::string& name, int warmup, int reps, int 
   }
   double before = current_rss_mb();
   double c0 = cpu_seconds();
-  r = bevt::bench::time_case(name == "train_ckpt" ? "video_swin_t train step + grad checkpointing"
-                                                  : "video_swin_t train step (fwd+bwd+AdamW)",
-                             warmup, reps, step);
+  const std::string case_name =
+      name != "train_ckpt" ? "video_swin_t train step (fwd+bwd+AdamW)"
+      : ckpt_stages.empty() ? "video_swin_t train step + grad checkpointing"
+                            : "video_swin_t train step + grad checkpointing (stages " + ckpt_stages + ")";
+  r = bevt::bench::time_case(case_name, warmup, reps, step);
   // One more step, untimed, under a tensor-level count: its peak above what was alive before it (parameters,
   // gradients, AdamW state) is the activations and their gradients, which is what checkpointing reduces.
   {
@@ -235,7 +240,7 @@ int main(int argc, char** argv) {
   int warmup = 3, reps = 10, threads = 2;
   std::string device = "cpu", precision = "fp32", plugin = "video_swin_t";
   int64_t batch = 1, frames = 8, size = 112;
-  std::string profile, sdpa = "auto";
+  std::string profile, sdpa = "auto", ckpt_stages;
   app.add_flag("--json", json, "one JSON object per case");
   app.add_option("--case", one, "run one case in this process (train | eval | train_ckpt | encoder)");
   app.add_option("--device", device, "encoder case: cpu | cuda (default cpu)");
@@ -244,6 +249,9 @@ int main(int argc, char** argv) {
   app.add_option("--batch", batch, "encoder case: clips per step");
   app.add_option("--frames", frames, "encoder case: frames per clip");
   app.add_option("--size", size, "encoder case: frame side");
+  app.add_option("--ckpt-stages", ckpt_stages,
+                 "train_ckpt: the stages whose blocks are recomputed, e.g. \"1,2\" (--case train_ckpt: default every "
+                 "stage; all cases: the second checkpointed case, default 1,2,3)");
   app.add_option("--warmup", warmup, "untimed runs (default 3)");
   app.add_option("--reps", reps, "timed runs (default 10)");
   app.add_option("--threads", threads, "torch threads (default 2)");
@@ -256,13 +264,18 @@ int main(int argc, char** argv) {
     return 0;
   }
   if (!one.empty()) {
-    bevt::bench::print({run_case(one, warmup, reps, threads, profile)}, true);
+    bevt::bench::print({run_case(one, warmup, reps, threads, profile, ckpt_stages)}, true);
     return 0;
   }
   std::vector<bevt::bench::Result> results;
   const std::string self = std::filesystem::read_symlink("/proc/self/exe").string();
-  for (std::string c : {"train", "eval", "train_ckpt"}) {
-    std::string cmd = fmt::format("'{}' --case {} --warmup {} --reps {} --threads {}", self, c, warmup, reps, threads);
+  // (c) twice: every stage recomputed (as the official use_checkpoint does), and stages 1-3 alone (--ckpt-stages,
+  // default 1,2,3): stage 4 holds 64 tokens, so recomputing it costs ~18% of a forward and saves no peak memory.
+  const std::pair<const char*, std::string> cases[] = {
+      {"train", ""}, {"eval", ""}, {"train_ckpt", ""}, {"train_ckpt", ckpt_stages.empty() ? "1,2,3" : ckpt_stages}};
+  for (const auto& [c, stages] : cases) {
+    std::string cmd = fmt::format("'{}' --case {} --warmup {} --reps {} --threads {} --ckpt-stages '{}'", self, c,
+                                  warmup, reps, threads, stages);
     std::FILE* p = popen(cmd.c_str(), "r");
     if (!p) return 1;
     std::string out;

@@ -1,6 +1,7 @@
 // Video Swin forward properties the golden fixtures do not reach: batch > 2, non-square inputs, temporal
 // padding with a temporal shift, other windows, the mask token, the standard-Swin image mode, gradient
-// checkpointing, and one-line errors for bad input.
+// checkpointing (of every stage and of chosen stages), and one-line errors for bad input.
+#include "../bench/tensor_memory.h"
 #include "bevt/error.h"
 #include "swin_registry.h"
 
@@ -129,6 +130,60 @@ TEST(video_swin, GradientCheckpointingGivesIdenticalOutputsAndGradients) {
     ++checked;
   }
   EXPECT_GT(checked, 100);
+}
+
+// grad_checkpointing_stages: the listed stages recompute their blocks, the others keep their activations. The
+// numbers are those of the unchecked model; the activation memory held for backward lies between none and all.
+TEST(video_swin, CheckpointingChosenStagesKeepsGradientsAndSavesPartOfTheMemory) {
+  struct Run {
+    torch::Tensor out;
+    std::map<std::string, torch::Tensor> grads;
+    double held_mb = 0;
+  };
+  auto run = [](const std::map<std::string, std::string>& over) {
+    auto kv = over;
+    kv["drop_path_rate"] = "0.3";
+    kv["window_size"] = "[2, 7, 7]";
+    auto bb = build(tiny(kv), 7);
+    bb->train();
+    torch::manual_seed(11);
+    auto clip = torch::randn({2, 3, 6, 56, 56});
+    Run r;
+    torch::Tensor loss;
+    {
+      // What the forward leaves alive for backward (saved activations), measured as torch's allocator counts it.
+      bevt::bench::TensorMemoryPeak mem;
+      auto f = bb->forward_video(clip);
+      loss = f.at("out").pow(2).mean() + f.at("stage2").mean();
+      r.out = f.at("out").detach().clone();
+      r.held_mb = mem.current_mb();
+    }
+    loss.backward();
+    for (auto& p : bb->named_parameters())
+      if (p.value().grad().defined()) r.grads[p.key()] = p.value().grad().clone();
+    return r;
+  };
+  const Run none = run({});
+  const Run first = run({{"grad_checkpointing", "true"}, {"grad_checkpointing_stages", "[1]"}});
+  const Run all = run({{"grad_checkpointing", "true"}});
+  const Run listed_all = run({{"grad_checkpointing", "true"}, {"grad_checkpointing_stages", "[4, 3, 2, 1]"}});
+  EXPECT_LT(rel_err(first.out, none.out), 1e-6);
+  ASSERT_EQ(first.grads.size(), none.grads.size());
+  for (const auto& [k, g] : none.grads) EXPECT_LT(rel_err(first.grads.at(k), g), 1e-5) << k;
+  EXPECT_LT(all.held_mb, first.held_mb);
+  EXPECT_LT(first.held_mb, none.held_mb);
+  EXPECT_EQ(listed_all.held_mb, all.held_mb);
+  auto error_of = [](const std::string& stages) {
+    try {
+      build(tiny({{"grad_checkpointing", "true"}, {"grad_checkpointing_stages", stages}}));
+    } catch (const bevt::UserError& e) {
+      return std::string(e.what());
+    }
+    return std::string("no error");
+  };
+  EXPECT_NE(error_of("[5]").find("grad_checkpointing_stages lists stage 5; stages are 1 to 4"), std::string::npos);
+  EXPECT_NE(error_of("[0]").find("lists stage 0"), std::string::npos);
+  EXPECT_NE(error_of("[2, 2]").find("lists stage 2 twice"), std::string::npos);
 }
 
 TEST(video_swin, TrainingGradientsReachTablesAndMaskToken) {

@@ -1,5 +1,7 @@
 #include "options.h"
 
+#include <algorithm>
+
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
@@ -45,12 +47,26 @@ void SwinOptions::validate() const {
   for (double p : {drop_rate, attn_drop_rate, drop_path_rate})
     if (p < 0 || p >= 1) fail(fmt::format("drop rates must be in [0, 1), got {}", p));
   if (norm_eps <= 0) fail(fmt::format("norm_eps must be positive, got {}", norm_eps));
+  for (size_t i = 0; i < grad_checkpointing_stages.size(); ++i) {
+    const int64_t st = grad_checkpointing_stages[i];
+    if (st < 1 || st > num_stages())
+      fail(fmt::format("grad_checkpointing_stages lists stage {}; stages are 1 to {}", st, num_stages()));
+    for (size_t j = 0; j < i; ++j)
+      if (grad_checkpointing_stages[j] == st) fail(fmt::format("grad_checkpointing_stages lists stage {} twice", st));
+  }
   if (!pretrained_window_size.empty()) {
     if (pretrained_window_size.size() != 3)
       fail(fmt::format("pretrained_window_size must be [] or 3 integers, got {}", pretrained_window_size.size()));
     for (auto w : pretrained_window_size)
       if (w < 1) fail(fmt::format("pretrained_window_size must be positive, got {}", w));
   }
+}
+
+bool SwinOptions::checkpoints_stage(int64_t i) const {
+  if (!grad_checkpointing) return false;
+  if (grad_checkpointing_stages.empty()) return true;
+  return std::find(grad_checkpointing_stages.begin(), grad_checkpointing_stages.end(), i + 1) !=
+         grad_checkpointing_stages.end();
 }
 
 const std::vector<SwinPreset>& presets() {
@@ -91,6 +107,8 @@ std::vector<KeySpec> option_keys(const SwinOptions& b) {
       key("image_attention", std::string(b.image_attention == ImageAttention::Bevt ? "bevt" : "swin"),
           "image path: \"bevt\" = official BEVT quirks (mask in every block, no clamping), \"swin\" = standard 2D Swin"),
       key("grad_checkpointing", b.grad_checkpointing, "recompute each block in backward to save activation memory"),
+      key("grad_checkpointing_stages", b.grad_checkpointing_stages,
+          "with grad_checkpointing: the stages (1-based) whose blocks are recomputed; [] = every stage"),
       key("weights", b.weights, "safetensors file loaded at construction (\"\" = random init)"),
       key("pretrained_window_size", b.pretrained_window_size,
           "window (t, h, w) the weights were trained with, when it differs (tables are resized); [] = same"),
@@ -127,6 +145,7 @@ SwinOptions options_from_config(const Config& cfg, const SwinOptions& b) {
                                   cfg.where("image_attention"), m));
   }
   o.grad_checkpointing = cfg.get_bool("grad_checkpointing", b.grad_checkpointing);
+  if (cfg.has("grad_checkpointing_stages")) o.grad_checkpointing_stages = cfg.get_int_list("grad_checkpointing_stages");
   o.weights = cfg.get_string("weights", b.weights);
   if (cfg.has("pretrained_window_size")) o.pretrained_window_size = cfg.get_int_list("pretrained_window_size");
   o.inflate_2d = cfg.get_bool("inflate_2d", b.inflate_2d);

@@ -30,12 +30,17 @@ struct SwinOptions {
   double norm_eps = 1e-5;
   ImageAttention image_attention = ImageAttention::Bevt;
   bool grad_checkpointing = false;
+  // Stages (1-based) whose blocks are recomputed when grad_checkpointing is on; empty = every stage. The late
+  // stages hold few activations but much of the compute, so leaving them out trades little memory for time.
+  std::vector<int64_t> grad_checkpointing_stages;
   std::string weights;
   std::vector<int64_t> pretrained_window_size;  // empty: same as window_size
   bool inflate_2d = false;
 
   int64_t num_stages() const { return static_cast<int64_t>(depths.size()); }
   int64_t stage_dim(int64_t i) const { return embed_dim << i; }
+  // Whether stage i (0-based) recomputes its blocks in backward.
+  bool checkpoints_stage(int64_t i) const;
   // Throws UserError (one line) on inconsistent values.
   void validate() const;
 };

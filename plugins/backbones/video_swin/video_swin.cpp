@@ -105,7 +105,7 @@ void VideoSwin::run_stages(torch::Tensor x, PlanMode mode, bool image, Features&
   for (int64_t i = 0; i < n; ++i) {
     Dims3 grid{x.size(1), x.size(2), x.size(3)};
     const StagePlan& plan = plan_for(mode, B, grid, x.device());
-    auto [out, down] = stages_[static_cast<size_t>(i)]->forward(x, plan, opts_.grad_checkpointing);
+    auto [out, down] = stages_[static_cast<size_t>(i)]->forward(x, plan, opts_.checkpoints_stage(i));
     f.add(fmt::format("stage{}", i + 1), to_out(out));
     if (i + 1 < n) f.add(fmt::format("stage{}_down", i + 1), to_out(down));
     x = down;
