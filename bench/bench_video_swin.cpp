@@ -19,8 +19,8 @@
 #include <nlohmann/json.hpp>
 
 #include "bench_harness.h"
-#include "sgemm.h"
 #include "profile.h"
+#include "sgemm.h"
 #include "tensor_memory.h"
 #include "bevt/backbone.h"
 #include "host/registry.h"
